@@ -1,0 +1,33 @@
+"""gradcheck: proof that a hand-written gradient is right.
+
+Each hand-derived vector-Jacobian product is compared with reverse-mode autograd, central finite
+differences and, on integer-valued inputs, exact arithmetic, under floating-point error bounds, on
+operands that hypothesis generates and shrinks.
+"""
+
+from gradcheck.check import (
+    GradcheckError,
+    GradientMismatch,
+    assert_vjp,
+    check_function,
+    check_vjp,
+    verify,
+)
+from gradcheck.report import Comparison, Problem, Report
+from gradcheck.rules import RULES, Rule, rule_named, unbroadcast
+
+__all__ = [
+    "RULES",
+    "Comparison",
+    "GradcheckError",
+    "GradientMismatch",
+    "Problem",
+    "Report",
+    "Rule",
+    "assert_vjp",
+    "check_function",
+    "check_vjp",
+    "rule_named",
+    "unbroadcast",
+    "verify",
+]

@@ -1,0 +1,235 @@
+"""The reference table: each rule is a forward, its hand-derived vector-Jacobian product, and the formula.
+
+Notation: ``G`` is the upstream gradient (cotangent) of the output, shaped like the output; a rule's
+``vjp(*inputs, G)`` returns one gradient per input, shaped exactly like that input. Everything
+follows from one identity: for ``C = A·B``, ``⟨G, dC⟩ = ⟨G, dA·B⟩ + ⟨G, A·dB⟩ = ⟨G·Bᵀ, dA⟩ + ⟨Aᵀ·G, dB⟩``,
+so ``dA = G·Bᵀ`` and ``dB = Aᵀ·G``. Where an operand was broadcast, its gradient is the sum of the
+gradients of all its copies — ``unbroadcast`` — the step the autograd engine would otherwise do
+silently for a wrong-shaped gradient.
+
+``depth`` is the longest chain of roundings in the VJP (a reduction of length k counts k), which
+``tolerance`` turns into an error bound; ``magnitude_signs`` are the signs under which evaluating the
+VJP on absolute values gives the sum of absolute values of its terms (``−1`` for a subtracted input).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from hypothesis import strategies as st
+
+from gradcheck import strategies as S
+
+Tensor = torch.Tensor
+Grads = tuple[Tensor | None, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    forward: Callable[..., Tensor]
+    vjp: Callable[..., Grads]
+    formula: str
+    shapes: str
+    input_names: tuple[str, ...]
+    operands: Callable[..., st.SearchStrategy[tuple[Tensor, ...]]]
+    depth: Callable[..., int]
+    magnitude_signs: tuple[int, ...] | None = None
+
+    def __call__(self, *inputs: Tensor) -> Tensor:
+        return self.forward(*inputs)
+
+    def check_options(self) -> dict:
+        """What ``check_vjp`` needs to know of this rule for a tight bound (all rules are at most
+        quadratic in each input, so central differences are exact up to rounding)."""
+        return {"names": self.input_names, "depth": self.depth, "magnitude_signs": self.magnitude_signs,
+                "quadratic": True, "label": self.name}
+
+
+def unbroadcast(grad: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
+    """Sum ``grad`` back to ``shape``: over the leading dimensions broadcasting added, and over every
+    dimension where ``shape`` has size 1. (``sum(dim=())`` would sum everything, hence the guards.)"""
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(dim=tuple(range(extra)))
+    stretched = tuple(i for i, size in enumerate(shape) if size == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(dim=stretched, keepdim=True)
+    return grad
+
+
+def _numel_depth(*inputs: Tensor) -> int:
+    return max(t.numel() for t in inputs) + 1
+
+
+# ---- matrix products ------------------------------------------------------------------------------
+
+def mm_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
+    """C = A·B: dA = G·Bᵀ, dB = Aᵀ·G."""
+    return G @ B.mT, A.mT @ G
+
+
+def bmm_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
+    """Per batch element, as mm: dA[i] = G[i]·B[i]ᵀ, dB[i] = A[i]ᵀ·G[i]."""
+    return G @ B.mT, A.mT @ G
+
+
+def matmul_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
+    """torch.matmul: a 1-D A is a row (1, n), a 1-D B a column (n, 1); G gets the removed axes back.
+    Batch dimensions broadcast, so each gradient is summed back over its operand's broadcast copies."""
+    a = A.unsqueeze(0) if A.ndim == 1 else A
+    b = B.unsqueeze(-1) if B.ndim == 1 else B
+    g = G.unsqueeze(-1) if B.ndim == 1 else G
+    g = g.unsqueeze(-2) if A.ndim == 1 else g
+    dA = unbroadcast(g @ b.mT, a.shape).reshape(A.shape)
+    dB = unbroadcast(a.mT @ g, b.shape).reshape(B.shape)
+    return dA, dB
+
+
+def mv_vjp(M: Tensor, v: Tensor, G: Tensor) -> Grads:
+    """y = M·v: dM = G·vᵀ (an outer product), dv = Mᵀ·G."""
+    return torch.outer(G, v), M.mT @ G
+
+
+def dot_vjp(a: Tensor, b: Tensor, G: Tensor) -> Grads:
+    """s = aᵀb (a scalar): da = G·b, db = G·a."""
+    return G * b, G * a
+
+
+def outer_vjp(a: Tensor, b: Tensor, G: Tensor) -> Grads:
+    """C = a·bᵀ: da = G·b, db = Gᵀ·a."""
+    return G @ b, G.mT @ a
+
+
+def linear_vjp(x: Tensor, W: Tensor, b: Tensor, G: Tensor) -> Grads:
+    """y = x·Wᵀ + b over any leading batch dimensions: dx = G·W, dW = Gᵀ·x and db = Σ G, both summed
+    over every batch row (the bias was broadcast to each row)."""
+    rows = math.prod(x.shape[:-1])
+    rows_g, rows_x = G.reshape(rows, W.shape[0]), x.reshape(rows, W.shape[1])
+    return G @ W, rows_g.mT @ rows_x, rows_g.sum(dim=0)
+
+
+ADDMM_BETA, ADDMM_ALPHA = 0.5, -1.5
+
+
+def addmm(inp: Tensor, m1: Tensor, m2: Tensor) -> Tensor:
+    return torch.addmm(inp, m1, m2, beta=ADDMM_BETA, alpha=ADDMM_ALPHA)
+
+
+def addmm_vjp(inp: Tensor, m1: Tensor, m2: Tensor, G: Tensor) -> Grads:
+    """out = β·input + α·m1·m2: d input = Σ_broadcast β·G, dm1 = α·G·m2ᵀ, dm2 = α·m1ᵀ·G."""
+    return unbroadcast(ADDMM_BETA * G, inp.shape), ADDMM_ALPHA * (G @ m2.mT), ADDMM_ALPHA * (m1.mT @ G)
+
+
+# ---- broadcasting, elementwise and reductions -----------------------------------------------------
+
+def expand(b: Tensor, like: Tensor) -> Tensor:
+    return b.expand_as(like)
+
+
+def expand_vjp(b: Tensor, like: Tensor, G: Tensor) -> Grads:
+    """The seed's b.expand_as(y): every copy of b received part of G, so db = Σ G over the expanded
+    dimensions. ``like`` only lends its shape: no gradient."""
+    return unbroadcast(G, b.shape), None
+
+
+def mul_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
+    """C = A ⊙ B (broadcasting): dA = Σ_broadcast G ⊙ B, dB = Σ_broadcast G ⊙ A."""
+    return unbroadcast(G * B, A.shape), unbroadcast(G * A, B.shape)
+
+
+def sum_last(A: Tensor) -> Tensor:
+    return A.sum(dim=-1)
+
+
+def sum_vjp(A: Tensor, G: Tensor) -> Grads:
+    """s = Σ_j A[..., j]: each summand gets G unchanged, dA = G broadcast along the summed axis."""
+    return (G.unsqueeze(-1).expand_as(A),)
+
+
+def mean_last(A: Tensor) -> Tensor:
+    return A.mean(dim=-1)
+
+
+def mean_vjp(A: Tensor, G: Tensor) -> Grads:
+    """s = (1/n)·Σ_j A[..., j]: dA = G/n broadcast along the averaged axis."""
+    return ((G / A.shape[-1]).unsqueeze(-1).expand_as(A),)
+
+
+# ---- losses and the seed's linear regression ------------------------------------------------------
+
+def squared_error(y_pred: Tensor, y: Tensor) -> Tensor:
+    return 0.5 * ((y_pred - y) ** 2).sum()
+
+
+def squared_error_vjp(y_pred: Tensor, y: Tensor, G: Tensor) -> Grads:
+    """L = ½·Σ(ŷ − y)²: ∂L/∂ŷ = ŷ − y (the ½ cancels the 2), ∂L/∂y = −(ŷ − y); times the scalar G."""
+    residual = (y_pred - y) * G
+    return residual, -residual
+
+
+def linear_regression(x: Tensor, w: Tensor, b: Tensor, y: Tensor) -> Tensor:
+    y_pred = x @ w + b.expand(x.shape[0], w.shape[1])
+    return 0.5 * ((y_pred - y) ** 2).sum()
+
+
+def linear_regression_vjp(x: Tensor, w: Tensor, b: Tensor, y: Tensor, G: Tensor) -> Grads:
+    """The seed's backward, by the chain rule through y_pred = x·w + b and L = ½Σ(y_pred − y)²:
+    dy_pred = (y_pred − y)·G; then mm's rule gives dw = xᵀ·dy_pred and dx = dy_pred·wᵀ; the expanded
+    bias gives db = Σ dy_pred over the batch; and dy = −dy_pred."""
+    dy_pred = (x @ w + b - y) * G
+    return dy_pred @ w.mT, x.mT @ dy_pred, unbroadcast(dy_pred, b.shape), -dy_pred
+
+
+def _linreg_depth(x: Tensor, w: Tensor, b: Tensor, y: Tensor) -> int:
+    n, k = x.shape
+    return k + n + w.shape[1] + 4
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("mm", torch.mm, mm_vjp, "C = A·B;  dA = G·Bᵀ,  dB = Aᵀ·G", "A (m,k), B (k,p), G (m,p)",
+         ("A", "B"), S.mm_operands, lambda A, B: max(A.shape[0], B.shape[1]) + 1),
+    Rule("matmul", torch.matmul, matmul_vjp,
+         "C = A·B (batched, 1-D promoted);  dA = Σ_bcast G·Bᵀ,  dB = Σ_bcast Aᵀ·G",
+         "A (…,m,n) or (n,), B (…,n,p) or (n,)", ("A", "B"), S.matmul_operands, _numel_depth),
+    Rule("bmm", torch.bmm, bmm_vjp, "C[i] = A[i]·B[i];  dA[i] = G[i]·B[i]ᵀ,  dB[i] = A[i]ᵀ·G[i]",
+         "A (b,m,k), B (b,k,p), G (b,m,p)", ("A", "B"), S.bmm_operands, lambda A, B: max(A.shape[1], B.shape[2]) + 1),
+    Rule("mv", torch.mv, mv_vjp, "y = M·v;  dM = G·vᵀ,  dv = Mᵀ·G", "M (m,k), v (k,), G (m,)",
+         ("M", "v"), S.mv_operands, lambda M, v: M.shape[0] + 1),
+    Rule("dot", torch.dot, dot_vjp, "s = aᵀ·b;  da = G·b,  db = G·a", "a (n,), b (n,), G ()",
+         ("a", "b"), S.dot_operands, lambda a, b: 2),
+    Rule("outer", torch.outer, outer_vjp, "C = a·bᵀ;  da = G·b,  db = Gᵀ·a", "a (m,), b (p,), G (m,p)",
+         ("a", "b"), S.outer_operands, lambda a, b: max(a.shape[0], b.shape[0]) + 1),
+    Rule("linear", torch.nn.functional.linear, linear_vjp, "y = x·Wᵀ + b;  dx = G·W,  dW = Gᵀ·x,  db = Σ_rows G",
+         "x (…,in), W (out,in), b (out,), G (…,out)", ("x", "W", "b"), S.linear_operands,
+         lambda x, W, b: max(math.prod(x.shape[:-1]), W.shape[0]) + 1),
+    Rule("addmm", addmm, addmm_vjp,
+         f"C = β·I + α·A·B (β={ADDMM_BETA}, α={ADDMM_ALPHA});  dI = Σ_bcast β·G,  dA = α·G·Bᵀ,  dB = α·Aᵀ·G",
+         "I broadcastable to (n,p), A (n,k), B (k,p), G (n,p)", ("input", "A", "B"), S.addmm_operands,
+         lambda inp, A, B: max(A.shape[0], B.shape[1]) + 2),
+    Rule("expand", expand, expand_vjp, "Y = b.expand_as(like);  db = Σ_expanded G", "b broadcastable to like, G like like",
+         ("b", "like"), S.expand_operands, lambda b, like: like.numel() + 1),
+    Rule("mul", torch.mul, mul_vjp, "C = A⊙B (broadcast);  dA = Σ_bcast G⊙B,  dB = Σ_bcast G⊙A",
+         "A, B mutually broadcastable, G the broadcast shape", ("A", "B"), S.mul_operands,
+         lambda A, B: torch.broadcast_shapes(A.shape, B.shape).numel() + 1),
+    Rule("sum", sum_last, sum_vjp, "s = Σ_j A[…,j];  dA = G broadcast along j", "A (…,n), G (…)",
+         ("A",), S.sum_operands, lambda A: 1),
+    Rule("mean", mean_last, mean_vjp, "s = (1/n)·Σ_j A[…,j];  dA = G/n broadcast along j", "A (…,n), n ≥ 1, G (…)",
+         ("A",), S.mean_operands, lambda A: 2),
+    Rule("squared_error", squared_error, squared_error_vjp, "L = ½·Σ(ŷ − y)²;  dŷ = (ŷ − y)·G,  dy = −(ŷ − y)·G",
+         "ŷ, y same shape, G ()", ("y_pred", "y"), S.squared_error_operands, lambda y_pred, y: 3, (1, -1)),
+    Rule("linear_regression", linear_regression, linear_regression_vjp,
+         "L = ½·Σ(x·w + b − y)²;  dy_pred = y_pred − y,  dw = xᵀ·dy_pred,  db = Σ dy_pred,  dx = dy_pred·wᵀ,  dy = −dy_pred",
+         "x (n,k), w (k,m), b (m,) or (1,1), y (n,m), G ()", ("x", "w", "b", "y"), S.linreg_operands,
+         _linreg_depth, (1, 1, 1, -1)),
+)
+
+
+def rule_named(name: str) -> Rule:
+    for rule in RULES:
+        if rule.name == name:
+            return rule
+    raise KeyError(f"no rule named {name!r}; rules: {', '.join(r.name for r in RULES)}")
