@@ -24,31 +24,36 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def _precision_knobs() -> list[tuple[object, str, object]]:
+    """(owner, attribute, full-precision value) for every setting that lets CUDA round below the dtype.
+
+    torch ≥ 2.9 has the ``fp32_precision`` API and refuses a mix with the legacy ``allow_tf32``
+    flags, so only one family is touched.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if hasattr(matmul, "fp32_precision"):
+        knobs = [(matmul, "fp32_precision", "ieee"), (cudnn.conv, "fp32_precision", "ieee")]
+    else:  # torch < 2.9
+        knobs = [(matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
+    knobs += [(matmul, "allow_fp16_reduced_precision_reduction", False),
+              (matmul, "allow_bf16_reduced_precision_reduction", False)]
+    return [(owner, name, value) for owner, name, value in knobs if hasattr(owner, name)]
+
+
 @contextlib.contextmanager
 def full_precision() -> Iterator[None]:
-    """Pin float32 matmuls to IEEE float32 (no TF32) and fp16/bf16 reductions to full accumulation.
+    """Pin float32 matmuls and convolutions to IEEE float32 (no TF32) and fp16/bf16 reductions to full
+    accumulation while a check runs; restore the caller's settings on exit.
 
     TF32 rounds operands to 10 mantissa bits, an error of 2⁻¹¹ that no float32 bound allows; the
-    error model in ``tolerance`` assumes each dtype's own unit roundoff. Settings are restored on exit.
+    error model in ``tolerance`` assumes each dtype's own unit roundoff.
     """
-    matmul = torch.backends.cuda.matmul
-    saved = (
-        torch.get_float32_matmul_precision(),
-        matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-        matmul.allow_fp16_reduced_precision_reduction,
-        matmul.allow_bf16_reduced_precision_reduction,
-    )
+    knobs = _precision_knobs()
+    saved = [getattr(owner, name) for owner, name, _ in knobs]
     try:
-        torch.set_float32_matmul_precision("highest")
-        matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        matmul.allow_fp16_reduced_precision_reduction = False
-        matmul.allow_bf16_reduced_precision_reduction = False
+        for owner, name, value in knobs:
+            setattr(owner, name, value)
         yield
     finally:
-        torch.set_float32_matmul_precision(saved[0])
-        matmul.allow_tf32 = saved[1]
-        torch.backends.cudnn.allow_tf32 = saved[2]
-        matmul.allow_fp16_reduced_precision_reduction = saved[3]
-        matmul.allow_bf16_reduced_precision_reduction = saved[4]
+        for (owner, name, _), value in zip(knobs, saved):
+            setattr(owner, name, value)

@@ -61,10 +61,6 @@ def unbroadcast(grad: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
     return grad
 
 
-def _numel_depth(*inputs: Tensor) -> int:
-    return max(t.numel() for t in inputs) + 1
-
-
 # ---- matrix products ------------------------------------------------------------------------------
 
 def mm_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
@@ -185,8 +181,18 @@ def linear_regression_vjp(x: Tensor, w: Tensor, b: Tensor, y: Tensor, G: Tensor)
 
 
 def _linreg_depth(x: Tensor, w: Tensor, b: Tensor, y: Tensor) -> int:
-    n, k = x.shape
-    return k + n + w.shape[1] + 4
+    """The residual takes k + 3 roundings (k-term dot, + b, − y, × G); dw and dx then reduce over n or m."""
+    (n, k), m = x.shape, w.shape[1]
+    return k + 3 + max(n, m, 1)
+
+
+def _matmul_depth(A: Tensor, B: Tensor) -> int:
+    """dA reduces over p and over the batch copies A was broadcast to; dB over m and B's copies."""
+    a = A.unsqueeze(0) if A.ndim == 1 else A
+    b = B.unsqueeze(-1) if B.ndim == 1 else B
+    batch = math.prod(torch.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    copies_of_a, copies_of_b = batch // max(math.prod(a.shape[:-2]), 1), batch // max(math.prod(b.shape[:-2]), 1)
+    return max(b.shape[-1] * copies_of_a, a.shape[-2] * copies_of_b, 1) + 1
 
 
 RULES: tuple[Rule, ...] = (
@@ -194,7 +200,7 @@ RULES: tuple[Rule, ...] = (
          ("A", "B"), S.mm_operands, lambda A, B: max(A.shape[0], B.shape[1]) + 1),
     Rule("matmul", torch.matmul, matmul_vjp,
          "C = A·B (batched, 1-D promoted);  dA = Σ_bcast G·Bᵀ,  dB = Σ_bcast Aᵀ·G",
-         "A (…,m,n) or (n,), B (…,n,p) or (n,)", ("A", "B"), S.matmul_operands, _numel_depth),
+         "A (…,m,n) or (n,), B (…,n,p) or (n,)", ("A", "B"), S.matmul_operands, _matmul_depth),
     Rule("bmm", torch.bmm, bmm_vjp, "C[i] = A[i]·B[i];  dA[i] = G[i]·B[i]ᵀ,  dB[i] = A[i]ᵀ·G[i]",
          "A (b,m,k), B (b,k,p), G (b,m,p)", ("A", "B"), S.bmm_operands, lambda A, B: max(A.shape[1], B.shape[2]) + 1),
     Rule("mv", torch.mv, mv_vjp, "y = M·v;  dM = G·vᵀ,  dv = Mᵀ·G", "M (m,k), v (k,), G (m,)",

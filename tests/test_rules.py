@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import find, given
 from hypothesis import strategies as st
 
 import gradcheck
@@ -36,7 +36,7 @@ def test_table_covers_the_issue_minimum():
 def test_rule_documents_itself(rule):
     assert "d" in rule.formula and "=" in rule.formula
     assert rule.vjp.__doc__ and len(rule.vjp.__doc__.strip()) > 20, "the derivation belongs in the vjp's docstring"
-    inputs = rule.operands(dtype=torch.float64, device="cpu").example()
+    inputs = find(rule.operands(dtype=torch.float64, device="cpu"), lambda ops: all(t.numel() for t in ops))
     assert len(inputs) == len(rule.input_names)
     assert len(rule.vjp(*inputs, torch.ones_like(rule(*inputs)))) == len(inputs)
 
