@@ -44,7 +44,7 @@ class GradientMismatch(AssertionError):
 # ---- validating what the caller gave --------------------------------------------------------------
 
 def _name_of(obj: Any) -> str:
-    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+    return getattr(obj, "__name__", None) or getattr(obj, "__qualname__", None) or type(obj).__name__
 
 
 def _validate_inputs(inputs: Any, names: Sequence[str] | None) -> tuple[tuple[Tensor, ...], tuple[str, ...]]:
@@ -61,10 +61,6 @@ def _validate_inputs(inputs: Any, names: Sequence[str] | None) -> tuple[tuple[Te
             raise GradcheckError(f"{where}: expected a torch.Tensor, got {type(t).__name__}")
         if not t.dtype.is_floating_point:
             raise GradcheckError(f"{where}: expected a floating-point tensor (float64/32/16, bfloat16), got {t.dtype}")
-        bad = ~torch.isfinite(t.detach())
-        if bad.any():
-            index = tuple(int(j) for j in bad.nonzero()[0])
-            raise GradcheckError(f"{where}: expected finite values, got {t[index].item()} at index {index}")
     devices = {t.device for t in inputs}
     if len(devices) > 1:
         listing = ", ".join(f"{n} on {t.device}" for n, t in zip(names, inputs))
@@ -73,6 +69,14 @@ def _validate_inputs(inputs: Any, names: Sequence[str] | None) -> tuple[tuple[Te
     if len(dtypes) > 1:
         listing = ", ".join(f"{n} {t.dtype}" for n, t in zip(names, inputs))
         raise GradcheckError(f"inputs: expected one dtype for all inputs, got {listing}")
+    for i, (name, t) in enumerate(zip(names, inputs)):
+        where = f"input {i} ({name})"
+        if t.device.type == "meta":
+            raise GradcheckError(f"{where}: expected a tensor with values, got one on the meta device")
+        bad = ~torch.isfinite(t.detach())
+        if bad.any():
+            index = tuple(int(j) for j in bad.nonzero()[0])
+            raise GradcheckError(f"{where}: expected finite values, got {t[index].item()} at index {index}")
     return tuple(t.detach() for t in inputs), names
 
 
@@ -262,26 +266,29 @@ def check_vjp(
 
 
 def _run_checks(report: Report, f, vjp, reference, inputs, names, G, *, exact, depth, magnitude_signs, quadratic, oracles, seed) -> None:
-    saved_inputs, saved_G = [t.clone() for t in inputs], G.clone()
+    originals, original_G = [t.clone() for t in inputs], G.clone()  # never handed to user code
     grads, raised = _call_vjp(vjp, inputs, G)
     if raised is not None:
         report.problems.append(Problem("raised", "the vjp to return gradients", raised))
         return
-    mutated = [i for i, (t, s) in enumerate(zip(inputs, saved_inputs)) if not torch.equal(t, s)]
+    mutated = [i for i, (t, o) in enumerate(zip(inputs, originals)) if not torch.equal(t, o)]
     report.problems += [Problem("mutated", "inputs left unchanged", "modified in place", i, names[i]) for i in mutated]
-    if not torch.equal(G, saved_G):
+    if not torch.equal(G, original_G):
         report.problems.append(Problem("mutated", "the cotangent left unchanged", "modified in place"))
-    inputs = [saved if i in mutated else t for i, (t, saved) in enumerate(zip(inputs, saved_inputs))]
     report.problems += _structure_problems(grads, inputs, names)
     if any(p.check == "count" for p in report.problems):
         return
-    again, raised_again = _call_vjp(vjp, inputs, G)
-    if raised_again is None and isinstance(again, (tuple, list)) and len(again) == len(grads):
-        for i, (a, b) in enumerate(zip(grads, again)):
-            if not _same(a, b):
-                report.problems.append(Problem("nondeterministic", "the same gradient from two calls", "different values", i, names[i]))
     malformed = {p.input_index for p in report.problems if p.check in ("type", "shape", "dtype", "device")}
-    _compare_values(report, reference, inputs, names, grads, G, malformed, exact=exact, depth=depth,
+    # Called again on fresh copies when the first call changed what it was given.
+    again_inputs = [o.clone() for o in originals] if mutated else inputs
+    again, raised_again = _call_vjp(vjp, again_inputs, original_G.clone())
+    if raised_again is not None:
+        report.problems.append(Problem("nondeterministic", "the same result from two calls", f"the second call raised {raised_again}"))
+    elif isinstance(again, (tuple, list)) and len(again) == len(grads):
+        for i, (a, b) in enumerate(zip(grads, again)):
+            if i not in malformed and not _same(a, b):
+                report.problems.append(Problem("nondeterministic", "the same gradient from two calls", "different values", i, names[i]))
+    _compare_values(report, reference, originals, names, grads, original_G, malformed, exact=exact, depth=depth,
                     magnitude_signs=magnitude_signs, quadratic=quadratic, oracles=oracles, seed=seed)
 
 
@@ -332,11 +339,13 @@ def verify(
     *,
     max_examples: int | None = None,
     exact: bool = False,
+    on_report: Callable[[Report], None] | None = None,
     **options: Any,
 ) -> None:
     """Run ``check_vjp`` on every input tuple hypothesis draws from ``operands`` (and a drawn
     cotangent). On failure hypothesis shrinks to a minimal example and ``GradientMismatch`` is raised
-    with its report; the settings are the active hypothesis profile's, ``max_examples`` overriding."""
+    with its report; the settings are the active hypothesis profile's, ``max_examples`` overriding.
+    ``on_report`` sees every example's report (for statistics)."""
     if not isinstance(operands, st.SearchStrategy):
         raise GradcheckError(f"operands: expected a hypothesis strategy of input tuples, got {type(operands).__name__}")
     active = settings()
@@ -355,6 +364,8 @@ def verify(
         inputs, _ = _validate_inputs(inputs, options.get("names"))
         G = data.draw(cotangents(_call_forward(f, inputs), exact=exact), label="cotangent")
         report = check_vjp(f, vjp, inputs, cotangent=G, exact=exact, **options)
+        if on_report is not None:
+            on_report(report)
         if not report.ok:
             raise GradientMismatch(report)
 

@@ -27,8 +27,8 @@ def test_sizes_zero_and_one_occur():
 def test_non_contiguous_layouts_occur():
     layouts = {
         "expanded": lambda t: 0 in t.stride() and t.numel() > 1,
-        "transposed": lambda t: t.ndim == 2 and t.stride()[-1] != 1 and t.stride()[-2] == 1,
-        "strided": lambda t: t.ndim >= 1 and t.shape[-1] > 1 and t.stride()[-1] == 2,
+        "transposed": lambda t: t.ndim == 2 and t.numel() > 1 and t.stride()[-1] != 1 and t.stride()[-2] == 1,
+        "strided": lambda t: t.ndim >= 1 and t.numel() > 1 and t.shape[-1] > 1 and t.stride()[-1] == 2,
     }
     for name, is_layout in layouts.items():
         found = find(S.linreg_operands(dtype=torch.float32, device="cpu"), lambda ops: any(is_layout(t) for t in ops))
