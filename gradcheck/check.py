@@ -340,15 +340,16 @@ def verify(
     max_examples: int | None = None,
     exact: bool = False,
     on_report: Callable[[Report], None] | None = None,
+    hypothesis_settings: settings | None = None,
     **options: Any,
 ) -> None:
     """Run ``check_vjp`` on every input tuple hypothesis draws from ``operands`` (and a drawn
     cotangent). On failure hypothesis shrinks to a minimal example and ``GradientMismatch`` is raised
-    with its report; the settings are the active hypothesis profile's, ``max_examples`` overriding.
-    ``on_report`` sees every example's report (for statistics)."""
+    with its report. Hypothesis runs under ``hypothesis_settings`` (default: the active profile's),
+    ``max_examples`` overriding; ``on_report`` sees every example's report (for statistics)."""
     if not isinstance(operands, st.SearchStrategy):
         raise GradcheckError(f"operands: expected a hypothesis strategy of input tuples, got {type(operands).__name__}")
-    active = settings()
+    active = hypothesis_settings if hypothesis_settings is not None else settings()
     chosen = settings(
         active,
         max_examples=max_examples or active.max_examples,

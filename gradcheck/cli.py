@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-from hypothesis import settings
 from tqdm import tqdm
 
 from gradcheck.devices import available_devices
@@ -24,7 +23,6 @@ from gradcheck.tolerance import FLOATING_DTYPES
 
 DTYPES = {str(d).removeprefix("torch."): d for d in FLOATING_DTYPES}
 DEFAULT_EXAMPLES = 50
-settings.register_profile("gradcheck-cli", database=None, deadline=None, print_blob=True)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,7 +97,6 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
     if missing:
         parser.error(f"device {', '.join(missing)} is not available here; available: {', '.join(available_devices())}")
 
-    settings.load_profile("gradcheck-cli")
     chosen = [rule for rule in rules if rule.name in args.rules]
     started = time.perf_counter()
     rows = survey(chosen, args.device, [DTYPES[name] for name in args.dtype], args.examples,

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from hypothesis import settings
+
 from gradcheck.check import GradcheckError, GradientMismatch, verify
 from gradcheck.report import Report
 from gradcheck.rules import Rule
@@ -41,11 +43,15 @@ class _Worst:
         self.fd = max(self.fd, report.worst_ratio("finite_differences"))
 
 
+# A report for people: fresh examples each run, nothing written to the working directory.
+SURVEY_SETTINGS = settings(database=None, deadline=None, print_blob=True)
+
+
 def _run(rule: Rule, device: str, dtype: torch.dtype | None, examples: int, exact: bool) -> tuple[_Worst, str | None]:
     worst = _Worst()
     try:
         verify(rule.forward, rule.vjp, rule.operands(dtype=dtype, device=device, exact=exact), exact=exact,
-               max_examples=examples, on_report=worst, **rule.check_options())
+               max_examples=examples, on_report=worst, hypothesis_settings=SURVEY_SETTINGS, **rule.check_options())
     except GradientMismatch as failure:
         return worst, str(failure.report)
     except GradcheckError as error:

@@ -1,0 +1,108 @@
+"""Sensitivity: the smallest relative error in a gradient that each checker catches, per dtype.
+
+For every dtype, rule (mm, linear, linear_regression) and seed, each input's gradient in turn is
+scaled by (1 + ε) on a grid of ε; a checker "catches ε" when it rejects every one of those perturbed
+VJPs. Printed beside gradcheck's threshold: torch.autograd.gradcheck's on the same perturbed
+functions (wrapped in an autograd.Function, default tolerances), whether each passes the correct,
+unperturbed VJPs, and the ratio of the two thresholds.
+
+    python benches/sensitivity.py [--seeds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+
+import torch
+
+import gradcheck
+from gradcheck.rules import rule_named
+
+EPSILONS = [10 ** (-e / 2) for e in range(26, 0, -1)]  # 1e-13 … 10^-0.5
+TARGETS = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+CASES = {  # rule: operand shapes
+    "mm": [(4, 4), (4, 4)],
+    "linear": [(4, 4), (3, 4), (3,)],
+    "linear_regression": [(8, 3), (3, 1), (1,), (8, 1)],
+}
+
+
+def _inputs(shapes, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in shapes)
+
+
+def _perturbed(vjp, index, epsilon):
+    def wrong(*args):
+        grads = list(vjp(*args))
+        grads[index] = grads[index] * (1 + epsilon)
+        return tuple(grads)
+
+    return wrong
+
+
+def _as_function(forward, vjp):
+    class Wrapped(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *inputs):
+            ctx.save_for_backward(*inputs)
+            return forward(*inputs)
+
+        @staticmethod
+        def backward(ctx, G):
+            return vjp(*ctx.saved_tensors, G)
+
+    return Wrapped.apply
+
+
+def gradcheck_rejects(rule, vjp, inputs) -> bool:
+    return not gradcheck.check_vjp(rule.forward, vjp, inputs, **rule.check_options()).ok
+
+
+def torch_rejects(rule, vjp, inputs) -> bool:
+    leaves = tuple(t.clone().requires_grad_() for t in inputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return not torch.autograd.gradcheck(_as_function(rule.forward, vjp), leaves, raise_exception=False)
+        except Exception:  # noqa: BLE001 - an error counts as a rejection
+            return True
+
+
+def threshold(rejects, name, dtype, seeds) -> tuple[float, bool]:
+    """(smallest ε on the grid caught in every case, whether the correct VJPs all pass)."""
+    rule = rule_named(name)
+    examples = [_inputs(CASES[name], dtype, seed) for seed in range(seeds)]
+    clean = not any(rejects(rule, rule.vjp, inputs) for inputs in examples)
+    for epsilon in EPSILONS:
+        if all(rejects(rule, _perturbed(rule.vjp, i, epsilon), inputs) for inputs in examples for i in range(len(inputs))):
+            return epsilon, clean
+    return math.inf, clean
+
+
+def _cell(epsilon: float, clean: bool) -> str:
+    return f"{epsilon:.1e}" if clean else "rejects correct"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=4)
+    args = parser.parse_args()
+    print(f"smallest relative error caught in every input of {args.seeds} seeded examples; torch {torch.__version__}")
+    header = f"{'dtype':9} {'target':>7}  {'rule':18} {'shapes':28} {'gradcheck':>15} {'torch.autograd.gradcheck':>25} {'torch/ours':>10}"
+    print(header)
+    print("-" * len(header))
+    for dtype, target in TARGETS.items():
+        for name, shapes in CASES.items():
+            ours = threshold(gradcheck_rejects, name, dtype, args.seeds)
+            theirs = threshold(torch_rejects, name, dtype, args.seeds)
+            ratio = f"{theirs[0] / ours[0]:.3g}" if ours[1] and theirs[1] else "-"
+            print(f"{str(dtype).removeprefix('torch.'):9} {target:7.0e}  {name:18} {str(shapes):28} "
+                  f"{_cell(*ours):>15} {_cell(*theirs):>25} {ratio:>10}")
+    print("'rejects correct': the unperturbed, correct VJP already fails that checker, so its threshold means nothing.")
+
+
+if __name__ == "__main__":
+    main()
