@@ -19,6 +19,7 @@ import torch
 
 import gradcheck
 from gradcheck.rules import rule_named
+from gradcheck.sensitivity import as_function, perturbed_vjp, seeded_operands
 
 EPSILONS = [10 ** (-e / 2) for e in range(26, 0, -1)]  # 1e-13 … 10^-0.5
 TARGETS = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
@@ -27,34 +28,6 @@ CASES = {  # rule: operand shapes
     "linear": [(4, 4), (3, 4), (3,)],
     "linear_regression": [(8, 3), (3, 1), (1,), (8, 1)],
 }
-
-
-def _inputs(shapes, dtype, seed):
-    g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in shapes)
-
-
-def _perturbed(vjp, index, epsilon):
-    def wrong(*args):
-        grads = list(vjp(*args))
-        grads[index] = grads[index] * (1 + epsilon)
-        return tuple(grads)
-
-    return wrong
-
-
-def _as_function(forward, vjp):
-    class Wrapped(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *inputs):
-            ctx.save_for_backward(*inputs)
-            return forward(*inputs)
-
-        @staticmethod
-        def backward(ctx, G):
-            return vjp(*ctx.saved_tensors, G)
-
-    return Wrapped.apply
 
 
 def gradcheck_rejects(rule, vjp, inputs) -> bool:
@@ -66,7 +39,7 @@ def torch_rejects(rule, vjp, inputs) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return not torch.autograd.gradcheck(_as_function(rule.forward, vjp), leaves, raise_exception=False)
+            return not torch.autograd.gradcheck(as_function(rule.forward, vjp).apply, leaves, raise_exception=False)
         except Exception:  # noqa: BLE001 - an error counts as a rejection
             return True
 
@@ -74,10 +47,10 @@ def torch_rejects(rule, vjp, inputs) -> bool:
 def threshold(rejects, name, dtype, seeds) -> tuple[float, bool]:
     """(smallest ε on the grid caught in every case, whether the correct VJPs all pass)."""
     rule = rule_named(name)
-    examples = [_inputs(CASES[name], dtype, seed) for seed in range(seeds)]
+    examples = [seeded_operands(CASES[name], dtype, seed) for seed in range(seeds)]
     clean = not any(rejects(rule, rule.vjp, inputs) for inputs in examples)
     for epsilon in EPSILONS:
-        if all(rejects(rule, _perturbed(rule.vjp, i, epsilon), inputs) for inputs in examples for i in range(len(inputs))):
+        if all(rejects(rule, perturbed_vjp(rule.vjp, i, epsilon), inputs) for inputs in examples for i in range(len(inputs))):
             return epsilon, clean
     return math.inf, clean
 

@@ -45,24 +45,20 @@ def _choices(kind: str, known: Sequence[str]):
     return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _positive(kind: type):
+    """An argparse type: a positive (finite) int or float, with a one-line message otherwise."""
 
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not (0 < value < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a positive finite {kind.__name__}, got {text}")
+        return value
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 # ---- the verification report ----------------------------------------------------------------------
@@ -90,7 +86,7 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
     parser.add_argument("--device", type=_choices("device", ["cpu", "cuda"]), default=available_devices(),
                         help="comma-separated devices (default: every available one)")
     parser.add_argument("--dtype", type=_choices("dtype", list(DTYPES)), default=list(DTYPES), help="comma-separated dtypes (default: all four)")
-    parser.add_argument("--examples", type=_positive_int, default=DEFAULT_EXAMPLES, help=f"hypothesis examples per rule, device and dtype (default {DEFAULT_EXAMPLES})")
+    parser.add_argument("--examples", type=_positive(int), default=DEFAULT_EXAMPLES, help=f"hypothesis examples per rule, device and dtype (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     args = parser.parse_args(argv)
     missing = [d for d in args.device if d not in available_devices()]
@@ -146,9 +142,9 @@ def run_linreg(argv: Sequence[str]) -> int:
     defaults = linreg.Lesson()
     parser = _Parser(prog="gradcheck linreg", description="The lesson's linear regression, hand-derived vs autograd, and why large learning rates diverge.")
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--lr", type=_positive_float, default=defaults.lr)
-    parser.add_argument("--steps", type=_positive_int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=_positive(float), default=defaults.lr)
+    parser.add_argument("--steps", type=_positive(int), default=defaults.steps)
+    parser.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
     parser.add_argument("--out", metavar="DIR", help="write the PNG figures into DIR")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)

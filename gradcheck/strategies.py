@@ -268,7 +268,8 @@ def mean_operands(
     return operands(reduce_shapes(last_sides=last), dtype=dtype, device=device, exact=exact)
 
 
-def squared_error_operands(
-    dtype: torch.dtype | None = None, device: str | torch.device | None = None, exact: bool = False
-) -> st.SearchStrategy[Operands]:
-    return operands(same_shapes(2), dtype=dtype, device=device, exact=exact)
+def squared_error_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
+    return same_shapes(2)
+
+
+squared_error_operands = _operands_of(squared_error_shapes)

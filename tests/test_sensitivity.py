@@ -11,6 +11,7 @@ import torch
 
 import gradcheck
 from gradcheck.rules import rule_named
+from gradcheck.sensitivity import as_function, perturbed_vjp, seeded_operands
 
 TARGETS = {torch.float64: 1e-9, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 5e-2}
 SHAPES = {
@@ -20,20 +21,6 @@ SHAPES = {
     "linear_regression": [(8, 3), (3, 1), (1,), (8, 1)],
 }
 SEEDS = range(8)
-
-
-def _inputs(shapes, dtype, seed):
-    g = torch.Generator().manual_seed(seed)
-    return tuple(torch.randn(s, generator=g, dtype=torch.float64).to(dtype) for s in shapes)
-
-
-def _perturbed(vjp, index, epsilon):
-    def wrong(*args):
-        grads = list(vjp(*args))
-        grads[index] = grads[index] * (1 + epsilon)
-        return tuple(grads)
-
-    return wrong
 
 
 def _cases():
@@ -48,10 +35,10 @@ def _cases():
 def test_target_relative_error_is_caught_and_correct_rule_passes(name, dtype):
     rule = rule_named(name)
     for seed in SEEDS:
-        inputs = _inputs(SHAPES[name], dtype, seed)
+        inputs = seeded_operands(SHAPES[name], dtype, seed)
         assert gradcheck.check_vjp(rule.forward, rule.vjp, inputs, **rule.check_options()).ok
         for index, input_name in enumerate(rule.input_names):
-            report = gradcheck.check_vjp(rule.forward, _perturbed(rule.vjp, index, TARGETS[dtype]), inputs, **rule.check_options())
+            report = gradcheck.check_vjp(rule.forward, perturbed_vjp(rule.vjp, index, TARGETS[dtype]), inputs, **rule.check_options())
             assert report.failing_inputs == {input_name}, str(report)
 
 
@@ -59,37 +46,23 @@ def test_target_relative_error_is_caught_and_correct_rule_passes(name, dtype):
 def test_linear_regression_low_precision_target_is_found_by_verify(dtype):
     rule = rule_named("linear_regression")
     with pytest.raises(gradcheck.GradientMismatch) as caught:
-        gradcheck.verify(rule.forward, _perturbed(rule.vjp, 1, TARGETS[dtype]), rule.operands(dtype=dtype, device="cpu"),
+        gradcheck.verify(rule.forward, perturbed_vjp(rule.vjp, 1, TARGETS[dtype]), rule.operands(dtype=dtype, device="cpu"),
                          max_examples=300, **rule.check_options())
     assert "w" in caught.value.report.failing_inputs
 
 
-def _as_function(rule, vjp):
-    class Wrapped(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *inputs):
-            ctx.save_for_backward(*inputs)
-            return rule.forward(*inputs)
-
-        @staticmethod
-        def backward(ctx, G):
-            return vjp(*ctx.saved_tensors, G)
-
-    return Wrapped
-
-
 def test_torch_gradcheck_misses_1e_3_in_float64_which_gradcheck_catches():
     rule = rule_named("mm")
-    inputs = tuple(t.requires_grad_() for t in _inputs(SHAPES["mm"], torch.float64, 0))
-    wrong = _perturbed(rule.vjp, 0, 1e-3)
-    assert torch.autograd.gradcheck(_as_function(rule, wrong).apply, inputs)
+    inputs = tuple(t.requires_grad_() for t in seeded_operands(SHAPES["mm"], torch.float64, 0))
+    wrong = perturbed_vjp(rule.vjp, 0, 1e-3)
+    assert torch.autograd.gradcheck(as_function(rule.forward, wrong).apply, inputs)
     assert not gradcheck.check_vjp(rule.forward, wrong, inputs, **rule.check_options()).ok
 
 
 def test_torch_gradcheck_fails_correct_float32_code_which_gradcheck_passes():
     rule = rule_named("mm")
-    inputs = tuple(t.requires_grad_() for t in _inputs(SHAPES["mm"], torch.float32, 0))
+    inputs = tuple(t.requires_grad_() for t in seeded_operands(SHAPES["mm"], torch.float32, 0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns that its check wants float64
-        assert not torch.autograd.gradcheck(_as_function(rule, rule.vjp).apply, inputs, raise_exception=False)
+        assert not torch.autograd.gradcheck(as_function(rule.forward, rule.vjp).apply, inputs, raise_exception=False)
     assert gradcheck.check_vjp(rule.forward, rule.vjp, inputs, **rule.check_options()).ok
