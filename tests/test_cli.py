@@ -67,3 +67,13 @@ def test_readme_formula_table_is_the_rule_table():
     block = re.search(r"<!-- formulas:start -->\n(.*?)\n<!-- formulas:end -->", readme, re.S)
     assert block, "README.md lacks the formulas block"
     assert block.group(1) == formula_table(markdown=True), "regenerate with: python -m gradcheck formulas --markdown"
+
+
+def test_console_script_is_installed_with_the_package():
+    import shutil
+
+    script = shutil.which("gradcheck") or str(Path(sys.executable).parent / "gradcheck")
+    if not Path(script).exists():
+        pytest.skip("the gradcheck console script is installed by 'pip install -e .', which this environment lacks")
+    done = subprocess.run([script, "formulas"], capture_output=True, text=True)
+    assert done.returncode == 0 and all(rule.formula in done.stdout for rule in RULES)
