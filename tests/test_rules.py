@@ -70,3 +70,15 @@ def test_seed_linear_regression_formulas_by_hand():
     assert dw.shape == (1, 1) and db.shape == (1, 1)
     assert dy.flatten().tolist() == [-1.0, 2.0, -3.0]
     assert dx.flatten().tolist() == [2.0, -4.0, 6.0]
+
+
+def test_addmm_finite_difference_bound_survives_cancelling_terms():
+    """Found by the 10⁴-example run: β·I and α·A·B (α < 0) nearly cancel in the forward, and a
+    magnitude evaluated with every input positive then underestimated the rounding of φ."""
+    rule = rule_named("addmm")
+    inputs = (torch.tensor(0.001, dtype=torch.float64), torch.tensor([[0.328125]], dtype=torch.float64),
+              torch.tensor([[0.001]], dtype=torch.float64))
+    G = torch.tensor([[3.462349537981145e-07]], dtype=torch.float64)
+    report = gradcheck.check_vjp(rule.forward, rule.vjp, inputs, cotangent=G, **rule.check_options())
+    assert report.ok, str(report)
+    assert report.worst_ratio("finite_differences") > 0
