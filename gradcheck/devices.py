@@ -13,17 +13,6 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A ``torch.device``, or a ``ValueError`` that says which devices exist here."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a device name; expected one of {available_devices()}") from exc
-    if resolved.type not in available_devices():
-        raise ValueError(f"device {device!r} is not available here; available: {available_devices()}")
-    return resolved
-
-
 def _precision_knobs() -> list[tuple[object, str, object]]:
     """(owner, attribute, full-precision value) for every setting that lets CUDA round below the dtype.
 

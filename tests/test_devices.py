@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradcheck.devices import available_devices, full_precision, resolve_device
+from gradcheck.devices import available_devices, full_precision
 
 
 def test_full_precision_pins_and_restores_tf32_settings():
@@ -24,15 +24,6 @@ def test_full_precision_pins_and_restores_tf32_settings():
 def test_cpu_is_always_available_and_cuda_only_with_a_gpu():
     assert available_devices()[0] == "cpu"
     assert ("cuda" in available_devices()) == torch.cuda.is_available()
-
-
-def test_resolve_device_names_what_is_available():
-    assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match="not a device name"):
-        resolve_device("gpu0")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="not available here"):
-            resolve_device("cuda")
 
 
 def test_device_fixture_gives_a_usable_device(device):
