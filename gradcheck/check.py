@@ -260,12 +260,12 @@ def check_vjp(
         reproducer=reproducer(f, vjp, inputs, G, names, exact),
     )
     with full_precision():
-        _run_checks(report, f, vjp, reference, inputs, names, G, exact=exact, depth=_resolve_depth(depth, inputs, out),
+        _run_checks(report, vjp, reference, inputs, names, G, exact=exact, depth=_resolve_depth(depth, inputs, out),
                     magnitude_signs=magnitude_signs, quadratic=quadratic, oracles=tuple(oracles), seed=seed)
     return report
 
 
-def _run_checks(report: Report, f, vjp, reference, inputs, names, G, *, exact, depth, magnitude_signs, quadratic, oracles, seed) -> None:
+def _run_checks(report: Report, vjp, reference, inputs, names, G, *, exact, depth, magnitude_signs, quadratic, oracles, seed) -> None:
     originals, original_G = [t.clone() for t in inputs], G.clone()  # never handed to user code
     grads, raised = _call_vjp(vjp, inputs, G)
     if raised is not None:
@@ -317,7 +317,7 @@ def _compare_values(report, reference, inputs, names, grads, G, malformed, *, ex
             found.append(_element_comparison(i, name, "autograd", exact, manual, expected[i], bound))
         if "finite_differences" in oracles:
             probes = finite_difference_probes(reference, xs, G64, i, exact=exact, quadratic=quadratic,
-                                                      signs=magnitude_signs, generator=generator)
+                                              signs=magnitude_signs, generator=generator)
             found.append(_probe_comparison(i, name, exact, manual, bound, probes))
         report.comparisons += found
         if g is None and any(not c.ok for c in found):

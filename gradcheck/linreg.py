@@ -30,7 +30,7 @@ diverges once lr > 2/λmax, and along the slow eigenvector (mostly b) it closes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -162,11 +162,11 @@ def analyse(lesson: Lesson, *, sweep_factors: tuple[float, ...] = SWEEP_FACTORS)
     critical = 2 / lam_max
     per_batch_critical = 2 / torch.linalg.eigvalsh(batch_hessians)[:, 1]
     ls_w, ls_b = least_squares(x, y)
-    lesson_high = train(Lesson(lesson.seed, 1e-3, lesson.steps, lesson.batch_size, lesson.plot_every, lesson.plot_batch))
+    lesson_high = train(replace(lesson, lr=1e-3))
     sweep = []
     for factor in sweep_factors:
         lr = critical * factor
-        run = train(Lesson(lesson.seed, lr, lesson.steps, lesson.batch_size, lesson.plot_every, lesson.plot_batch))
+        run = train(replace(lesson, lr=lr))
         sweep.append({"lr": lr, "factor": factor, "diverged": diverged(run), "predicted_diverged": lr > critical,
                       "final_loss": run.loss[-1], "w": run.w[-1], "b": run.b[-1], "loss": run.loss})
     return {
