@@ -1,5 +1,6 @@
 """Independent answers to "what is the gradient?": reverse-mode autograd and central finite
-differences, both evaluated in float64 on upcast copies of the inputs.
+differences, both evaluated in float64 on upcast copies of the inputs, each traced by the running
+error model (``gradcheck.rounding``) so that it comes with its own error bound.
 
 Nothing here calls the hand-written VJP; the check compares against these.
 """
@@ -7,17 +8,20 @@ Nothing here calls the hand-written VJP; the check compares against these.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from gradcheck.rounding import Decision, RunningError, same_decisions
 from gradcheck.tolerance import gamma
 
 Tensor = torch.Tensor
 REFERENCE_DTYPE = torch.float64
-FULL_JACOBIAN_MAX_ELEMENTS = 16  # above this, random directional probes keep the cost O(forward)
-RANDOM_PROBES = 4
+FULL_JACOBIAN_MAX_ELEMENTS = 8  # up to this many input elements in all, one probe per element (localizes)
+RANDOM_PROBES = 2  # above it, this many joint random directions across every input
+DIRECTION_QUANTUM = 16  # directions are multiples of 1/16 in [-4, 4], so x ± h·v and x ± 2h·v are exact
 
 
 class OracleUnavailable(Exception):
@@ -29,47 +33,129 @@ def upcast(tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
     return tuple(t.detach().to(REFERENCE_DTYPE, copy=True).contiguous() for t in tensors)
 
 
-def autograd_vjp(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor) -> tuple[Tensor, ...]:
-    """``Jᵀ·G`` for every input, by ``torch.autograd.grad`` on ``f``; an input ``f`` ignores gets zeros."""
+@dataclass
+class Reference:
+    """Autograd's VJP of ``f`` in float64, with a bound on its own rounding per element, and what the
+    traced forward revealed: its output, decisions taken at their boundary (a kink at the point),
+    ops the error model had no rule for, and overflow."""
+
+    grads: tuple[Tensor, ...]
+    errors: tuple[Tensor, ...]
+    output: Tensor
+    kinks: list[str] = field(default_factory=list)
+    fallbacks: dict[str, str] = field(default_factory=dict)
+    overflows: list[str] = field(default_factory=list)
+
+
+def autograd_reference(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, *, exact: bool = False,
+                       probabilistic: float | None = None) -> Reference:
+    """``Jᵀ·G`` for every input by ``torch.autograd.grad`` on ``f``, traced; an input ``f`` ignores gets zeros."""
     leaves = tuple(t.detach().clone().requires_grad_(True) for t in inputs)
+    mode = RunningError(exact=exact, probabilistic=probabilistic)
+    mode.watch(*leaves)
     with torch.enable_grad():
-        out = f(*leaves)
+        with mode:
+            out = f(*leaves)
         if not isinstance(out, Tensor) or not out.requires_grad:
             raise OracleUnavailable("the forward's output is not connected to its inputs in autograd's graph")
-        grads = torch.autograd.grad(out, leaves, cotangent, allow_unused=True)
-    return tuple(torch.zeros_like(x) if g is None else g.detach() for x, g in zip(leaves, grads))
+        kinks = mode.at_kink()
+        mode.record_decisions = False
+        with mode:
+            grads = torch.autograd.grad(out, leaves, cotangent, allow_unused=True)
+    values, errors = [], []
+    for x, g in zip(leaves, grads):
+        if g is None:
+            values.append(torch.zeros_like(x))
+            errors.append(torch.zeros_like(x))
+            continue
+        e = mode.error(g)
+        values.append(g.detach())
+        errors.append(torch.zeros_like(x) if e is None else e)
+    return Reference(tuple(values), tuple(errors), out.detach(), kinks, dict(mode.fallbacks), list(mode.overflows))
 
 
-def magnitude_vjp(
-    f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, signs: Sequence[int] | None
-) -> tuple[Tensor, ...]:
-    """The VJP's terms summed in absolute value: the VJP of ``f`` at ``sᵢ·|xᵢ|`` with cotangent ``|G|``.
+KINK_NUDGE_ULPS = 8  # how far nudged_references move each element: a few ulps, or a tiny normal number at 0
 
-    For a polynomial VJP (the whole rule table) this is exactly the ``M`` of the error bound
-    ``γ_d·M``, provided the signs make every term positive: ``−1`` for an input that is subtracted,
-    as ``y`` in ``½Σ(ŷ − y)²``. For ``dA = G·Bᵀ`` it is ``|G|·|Bᵀ|``.
-    """
-    signs = signs if signs is not None else (1,) * len(inputs)
-    signed = tuple(s * x.abs() for s, x in zip(signs, inputs))
-    return tuple(g.abs() for g in autograd_vjp(f, signed, cotangent.abs()))
+
+def nudged_references(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
+                      generator: torch.Generator) -> list[tuple[Tensor, ...]]:
+    """Autograd's VJP at points a few ulps away, on each side of every kink that the point sits on:
+    all elements up, all down, and two random sign patterns. Smooth parts barely move; a gradient
+    element that jumps between these is one where any one-sided derivative is a right answer."""
+    signs = [torch.ones_like(x) for x in inputs]
+    random = [torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1 for x in inputs]
+    found = []
+    for pattern in (signs, [-s for s in signs], random, [-r for r in random]):
+        moved = [x + s * torch.maximum(x.abs() * KINK_NUDGE_ULPS * torch.finfo(x.dtype).eps, torch.full_like(x, 2.0**-1000))
+                 for x, s in zip(inputs, pattern)]
+        found.append(autograd_reference(f, moved, cotangent).grads)
+    return found
+
+
+def traced_vjp(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    """Autograd's VJP of ``f`` run in the inputs' own dtype, with its traced error bound: the fallback
+    model of a hand-written VJP that the mode cannot see into (numpy, a compiled kernel)."""
+    leaves = tuple(t.detach().clone().requires_grad_(True) for t in inputs)
+    mode = RunningError()
+    mode.watch(*leaves)
+    with torch.enable_grad(), mode:
+        out = f(*leaves)
+        grads = torch.autograd.grad(out, leaves, cotangent.to(out.dtype), allow_unused=True)
+    values = tuple(torch.zeros_like(x) if g is None else g.detach() for x, g in zip(leaves, grads))
+    errors = tuple(torch.zeros(x.shape, dtype=REFERENCE_DTYPE) if g is None or mode.error(g) is None else mode.error(g)
+                   for x, g in zip(leaves, grads))
+    return values, errors
+
+
+# ---- finite differences -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Phi:
+    """``φ(x) = ⟨G, f(x)⟩`` at one point, with a bound on its rounding and what the trace saw."""
+
+    value: float
+    error: float
+    degree: float
+    decisions: list[Decision]
+
+
+def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *, exact: bool) -> Phi:
+    """Evaluate φ under the error model: ``Σ |G|·E_f`` plus the rounding of the final dot product."""
+    mode = RunningError(exact=exact)
+    mode.watch(*point)
+    with torch.no_grad(), mode:
+        out = f(*point)
+    out64 = out.detach().to(REFERENCE_DTYPE)
+    terms = cotangent * out64
+    value = float(terms.sum())
+    e = mode.error(out)
+    propagated = float((cotangent.abs() * e).sum()) if e is not None else 0.0
+    integer = exact and bool(torch.equal(terms, terms.round())) and float(terms.abs().sum()) < 2.0**53
+    rounding = 0.0 if integer else gamma(max(terms.numel(), 1), REFERENCE_DTYPE) * float(terms.abs().sum())
+    if not math.isfinite(value):
+        propagated = math.inf
+    return Phi(value, propagated + rounding, mode.degree(out), mode.decisions)
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One central difference of ``φ(x) = ⟨G, f(x)⟩`` along a realized step ``delta = x₊ − x₋``:
-    ``difference = φ(x₊) − φ(x₋) ≈ ⟨∇φ, delta⟩``, within ``error``; ``element`` is set for a coordinate probe."""
+    """One finite-difference test of the adjoint identity along a step ``delta`` (one tensor per input,
+    ``None`` where that input does not move): ``weight·⟨∇φ, delta⟩ ≈ difference`` within ``error``.
 
-    delta: Tensor
+    ``weight`` is 1 for a plain central difference ``φ(x + δ/2) − φ(x − δ/2)`` and 6 for the
+    Richardson combination ``8·D(h) − D(2h)`` used when ``f`` is not known to be at most quadratic
+    along the step (exact for polynomials of degree ≤ 4). ``crossed_kink``: the two ends took
+    different discrete decisions (relu's side, a comparison), so ``f`` is not smooth along the step
+    and the probe says nothing about the gradient. ``element`` names the input element of a
+    coordinate probe."""
+
+    delta: tuple[Tensor | None, ...]
     difference: float
+    weight: float
     error: float
-    element: tuple[int, ...] | None
-
-
-def _phi(f: Callable[..., Tensor], inputs: Sequence[Tensor], index: int, value: Tensor, cotangent: Tensor) -> float:
-    args = list(inputs)
-    args[index] = value
-    with torch.no_grad():
-        return float((cotangent * f(*args)).sum())
+    element: tuple[int, tuple[int, ...]] | None
+    crossed_kink: bool
+    degree: float
 
 
 def _steps(x: Tensor, exact: bool) -> Tensor:
@@ -81,73 +167,78 @@ def _steps(x: Tensor, exact: bool) -> Tensor:
     return torch.exp2(torch.floor(torch.log2(target)))
 
 
-def _unit(x: Tensor, element: tuple[int, ...]) -> Tensor:
-    v = torch.zeros_like(x)
-    v[element] = 1.0
-    return v
+def random_direction(x: Tensor, generator: torch.Generator, exact: bool) -> Tensor:
+    """Exact mode: integers in [−2, 2]. Otherwise normal values rounded to multiples of 1/16 in
+    [−4, 4]: every entry differs, so errors that cancel in a sum (a permuted gradient) do not
+    cancel here, and the steps stay exactly representable."""
+    if exact:
+        return torch.randint(-2, 3, x.shape, generator=generator).to(x)
+    v = torch.randn(x.shape, generator=generator, dtype=REFERENCE_DTYPE)
+    return (v * DIRECTION_QUANTUM).round().clamp(-4 * DIRECTION_QUANTUM, 4 * DIRECTION_QUANTUM).div(DIRECTION_QUANTUM).to(x)
 
 
-def _random_direction(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Entries in {−1, 0, 1}: exact in every mode, and no element is favoured."""
-    return torch.randint(-1, 2, x.shape, generator=generator).to(x)
-
-
-def finite_difference_probes(
-    f: Callable[..., Tensor],
-    inputs: Sequence[Tensor],
-    cotangent: Tensor,
-    index: int,
-    *,
-    exact: bool,
-    quadratic: bool,
-    signs: Sequence[int] | None,
-    generator: torch.Generator,
-) -> list[Probe]:
-    """Central differences for input ``index`` (inputs and cotangent already float64).
-
-    Small inputs get every Jacobian column (one coordinate probe per element); larger ones get
-    ``RANDOM_PROBES`` random directions, checked through the adjoint identity ⟨Jᵀ·G, v⟩ = ⟨G, J·v⟩.
-    ``error`` bounds the rounding of φ (its terms in absolute value, ``γ_d``), plus — unless ``f`` is
-    known to be at most quadratic in each input, where a central difference is exact — a Richardson
-    estimate of truncation, |D(h) − D(2h)|. In exact mode (integer inputs, step 1) the error is 0.
-    """
-    x = inputs[index]
-    if x.numel() == 0:
+def directions(inputs: Sequence[Tensor], movable: Sequence[bool], generator: torch.Generator, *, exact: bool,
+               only: int | None = None, count: int = RANDOM_PROBES) -> list[tuple[tuple[Tensor | None, ...], tuple[int, tuple[int, ...]] | None]]:
+    """Unit coordinate directions when few elements move in all, else ``count`` joint random ones.
+    ``only``: move that input alone (to localize a disagreement)."""
+    moving = [i for i, m in enumerate(movable) if m and (only is None or i == only) and inputs[i].numel()]
+    total = sum(inputs[i].numel() for i in moving)
+    if total == 0:
         return []
-    h = _steps(x, exact)
-    if x.numel() <= FULL_JACOBIAN_MAX_ELEMENTS:
-        directions = [(_unit(x, element), element) for element in itertools.product(*map(range, x.shape))]
-    else:
-        directions = [(_random_direction(x, generator), None) for _ in range(RANDOM_PROBES)]
-
-    out_numel = max(1, cotangent.numel())
-    forward_depth = sum(t.numel() for t in inputs) + out_numel + 4
-    rounding = 0.0 if exact else gamma(forward_depth, REFERENCE_DTYPE)
-    if rounding:
-        # The terms of φ in absolute value are increasing in every |x_j|, so one evaluation at
-        # |x| + 2h bounds them at every probe point.
-        widened = list(inputs)
-        widened[index] = x.abs() + 2 * h
-        signs_ = signs if signs is not None else (1,) * len(inputs)
-        widened = [s * t.abs() for s, t in zip(signs_, widened)]
-        with torch.no_grad():
-            terms = float((cotangent.abs() * f(*widened).abs()).sum())
-        rounding_error = 2 * rounding * terms + torch.finfo(REFERENCE_DTYPE).tiny
-    else:
-        rounding_error = 0.0
-
-    probes = []
-    for v, element in directions:
-        plus, minus = x + h * v, x - h * v
-        difference = _phi(f, inputs, index, plus, cotangent) - _phi(f, inputs, index, minus, cotangent)
-        error = rounding_error
-        if not exact and not quadratic:
-            wide = _phi(f, inputs, index, x + 2 * h * v, cotangent) - _phi(f, inputs, index, x - 2 * h * v, cotangent)
-            error += abs(wide / 2 - difference) + rounding_error  # D(2h) uses a step twice as long
-        probes.append(Probe(plus - minus, difference, error, element))
-    return probes
+    if total <= FULL_JACOBIAN_MAX_ELEMENTS:
+        found = []
+        for i in moving:
+            for element in itertools.product(*map(range, inputs[i].shape)):
+                v = torch.zeros_like(inputs[i])
+                v[element] = 1.0
+                found.append((tuple(v if j == i else None for j in range(len(inputs))), (i, element)))
+        return found
+    return [(tuple(random_direction(inputs[j], generator, exact) if j in moving else None for j in range(len(inputs))), None)
+            for _ in range(count)]
 
 
-def step_scale(probe: Probe) -> float:
+def _shifted(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor], factor: float) -> list[Tensor]:
+    return [x if v is None else x + factor * h * v for x, v, h in zip(inputs, direction, steps)]
+
+
+def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
+          direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool) -> Probe:
+    """A central difference along ``direction``; Richardson-extrapolated unless the traced forward
+    shows ``f`` at most quadratic in the moving inputs."""
+    steps = [_steps(x, exact) for x in inputs]
+    delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))
+    plus, minus = (phi(f, _shifted(inputs, direction, steps, s), cotangent, exact=exact) for s in (1.0, -1.0))
+    d1 = plus.value - minus.value
+    e1 = plus.error + minus.error
+    degree = max(plus.degree, minus.degree)
+    kink = not same_decisions(plus.decisions, minus.decisions)
+    if degree <= 2:
+        return Probe(delta, d1, 1.0, e1 + _subtraction(d1, exact), element, kink, degree)
+    plus2, minus2 = (phi(f, _shifted(inputs, direction, steps, s), cotangent, exact=exact) for s in (2.0, -2.0))
+    d2 = plus2.value - minus2.value
+    kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
+    combined = 8 * d1 - d2  # = 6·⟨∇φ, delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4
+    error = 8 * e1 + plus2.error + minus2.error + _subtraction(combined, exact) * 3
+    if not degree <= 4:  # smooth f: the gap between the O(h²) and O(h⁴) estimates bounds the latter's error
+        error += abs(combined - 6 * d1)
+    return Probe(delta, combined, 6.0, error, element, kink, degree)
+
+
+def _subtraction(value: float, exact: bool) -> float:
+    return 0.0 if exact and float(value).is_integer() else abs(value) * torch.finfo(REFERENCE_DTYPE).eps
+
+
+def finite_difference_probes(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, *, exact: bool,
+                             generator: torch.Generator, movable: Sequence[bool] | None = None, only: int | None = None,
+                             count: int = RANDOM_PROBES) -> list[Probe]:
+    """Probes of φ for the movable inputs (all float64): coordinate probes for few elements, else
+    ``count`` joint random directions; ``only`` restricts the step to one input."""
+    movable = movable if movable is not None else [True] * len(inputs)
+    return [probe(f, inputs, cotangent, d, element, exact=exact)
+            for d, element in directions(inputs, movable, generator, exact=exact, only=only, count=count)]
+
+
+def step_scale(p: Probe) -> float:
     """Length of a probe's step, to express its error in gradient units."""
-    return float(probe.delta.abs().max()) if probe.delta.numel() else 1.0
+    lengths = [float(d.abs().max()) for d in p.delta if d is not None and d.numel()]
+    return max(lengths, default=1.0) * p.weight

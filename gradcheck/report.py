@@ -13,10 +13,16 @@ class Comparison:
     """The hand-written gradient of one input against one oracle, at its worst element.
 
     ``ratio`` is the largest ``|error| / bound`` over the elements (or probes); the comparison passes
-    when it is at most 1. In exact mode the bound is 0 and any difference fails.
+    when it is at most 1. ``worst`` is the element (or probe) where that ratio is attained, and
+    ``actual``, ``expected``, ``abs_error``, ``max_rel_error`` and ``bound`` are that element's own;
+    ``max_abs_error`` is the largest over all elements. ``power``: the smallest relative error the
+    bound would have caught at the best element; ``no_power``: at no element was the bound smaller
+    than the value itself (the check could not tell right from wrong here, at this size and dtype).
+    ``inconclusive``: why a disagreement is not held against the VJP (f is not differentiable at or
+    near the point). In exact mode the bound is 0 wherever the arithmetic was exact.
     """
 
-    input_index: int
+    input_index: int | None
     input_name: str
     oracle: str
     exact: bool
@@ -27,17 +33,26 @@ class Comparison:
     expected: float
     bound: float
     ratio: float
+    abs_error: float = 0.0
+    power: float = math.inf
+    no_power: bool = False
+    inconclusive: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.ratio <= 1.0
+        return self.ratio <= 1.0 or self.inconclusive is not None
+
+    @property
+    def where(self) -> str:
+        return f"input {self.input_index} ({self.input_name})" if self.input_index is not None else self.input_name
 
     def describe(self) -> str:
-        mode = "exact arithmetic, bit for bit" if self.exact else f"bound {self.bound:.3g}"
+        mode = "exact arithmetic, bit for bit" if self.exact and self.bound == 0 else f"bound {self.bound:.3g}"
         return (
-            f"input {self.input_index} ({self.input_name}) vs {self.oracle}: worst at {self.worst}: "
-            f"got {self.actual!r}, expected {self.expected!r}; abs error {self.max_abs_error:.3g}, "
-            f"rel error {self.max_rel_error:.3g}, {mode}, error/bound {_ratio_text(self.ratio)}"
+            f"{self.where} vs {self.oracle}: worst at {self.worst}: "
+            f"got {self.actual!r}, expected {self.expected!r}; abs error {self.abs_error:.3g}, "
+            f"rel error {self.max_rel_error:.3g}, {mode}, error/bound {_ratio_text(self.ratio)} "
+            f"(max abs error over all elements {self.max_abs_error:.3g})"
         )
 
 
@@ -79,11 +94,24 @@ class Report:
 
     @property
     def failing_inputs(self) -> set[str]:
-        return {f.input_name for f in self.failures if f.input_name is not None}
+        return {f.input_name for f in self.failures if f.input_name is not None and f.input_index is not None}
+
+    @property
+    def overflowed(self) -> bool:
+        """Only overflow was found: f or the VJP left the dtype's range at these inputs (not a wrong gradient)."""
+        return bool(self.problems) and all(p.check == "overflow" for p in self.problems) and all(c.ok for c in self.comparisons)
+
+    @property
+    def inconclusive(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.inconclusive is not None and c.ratio > 1]
+
+    @property
+    def powerless(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.no_power]
 
     def worst_ratio(self, oracle: str) -> float:
         """The largest error/bound against ``oracle`` (0 when it made no comparison)."""
-        return max((c.ratio for c in self.comparisons if c.oracle == oracle), default=0.0)
+        return max((c.ratio for c in self.comparisons if c.oracle == oracle and c.inconclusive is None), default=0.0)
 
     def __str__(self) -> str:
         shapes = ", ".join(f"{n} {tuple(s)}" for n, s in zip(self.input_names, self.shapes))
@@ -95,8 +123,15 @@ class Report:
         lines += [f"  FAIL {f.describe()}" for f in self.failures]
         if self.ok:
             for oracle in ORACLES:
-                if any(c.oracle == oracle for c in self.comparisons):
-                    lines.append(f"  worst error/bound vs {oracle}: {_ratio_text(self.worst_ratio(oracle))}")
+                mine = [c for c in self.comparisons if c.oracle == oracle]
+                if mine:
+                    power = min(c.power for c in mine)
+                    lines.append(f"  worst error/bound vs {oracle}: {_ratio_text(self.worst_ratio(oracle))}; "
+                                 f"would catch a relative error of {power:.2g}" if math.isfinite(power) else
+                                 f"  worst error/bound vs {oracle}: {_ratio_text(self.worst_ratio(oracle))}")
+        lines += [f"  inconclusive: {c.where} vs {c.oracle}: {c.inconclusive}" for c in self.inconclusive]
+        lines += [f"  no power: {c.where} vs {c.oracle}: the error bound is as large as the value itself "
+                  f"at this size and dtype" for c in self.powerless]
         lines += [f"  note: {note}" for note in self.notes]
         if not self.ok and self.reproducer:
             lines += ["  replay:", *("    " + line for line in self.reproducer.splitlines())]

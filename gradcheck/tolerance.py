@@ -1,15 +1,16 @@
-"""The error model: how far a correctly computed gradient may lie from the exact one.
+"""Unit roundoff and the constants of rounding-error bounds.
 
-Every bound here is a forward error bound from the standard model of floating-point arithmetic,
-``fl(a op b) = (a op b)(1 + δ)`` with ``|δ| ≤ u``. A value computed through at most ``d`` roundings on
-any path from the inputs (a dot product of length ``k`` has ``d = k``) differs from the exact value
-by at most ``γ_d · M``, where ``γ_d = d·u / (1 − d·u)`` and ``M`` is the same expression evaluated on
-absolute values (for ``dA = G·Bᵀ`` that is ``|G|·|Bᵀ|``; Higham, *Accuracy and Stability of Numerical
-Algorithms*, §3.1–3.5). Underflow adds at most one smallest-normal spacing per rounding, which also
-covers hardware that flushes subnormals to zero.
+The standard model of floating-point arithmetic: ``fl(a op b) = (a op b)(1 + δ)`` with ``|δ| ≤ u``.
+A sum or dot product of length ``k`` computed in any order errs by at most ``γ_k·Σ|terms|`` with
+``γ_k = k·u/(1 − k·u)`` (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1). The
+probabilistic variant (Higham & Mary, 2019) replaces ``γ_k`` by ``γ̃_k(λ) = exp(λ·√k·u + k·u²/(1 − u)) − 1``,
+which holds with probability at least ``1 − 2·exp(−λ²(1 − u)²/2)`` per value when rounding errors
+are independent and mean-independent.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -23,24 +24,20 @@ def unit_roundoff(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).eps / 2
 
 
-def gamma(depth: int, dtype: torch.dtype) -> float:
-    """``γ_d = d·u/(1 − d·u)``; infinite once ``d·u ≥ 1``, where no bound exists."""
-    du = depth * unit_roundoff(dtype)
-    return du / (1 - du) if du < 1 else float("inf")
+def gamma(k: int, dtype: torch.dtype) -> float:
+    """``γ_k = k·u/(1 − k·u)``; infinite once ``k·u ≥ 1``, where no bound exists (a caller turns
+    that into "no power", never into a NaN)."""
+    ku = k * unit_roundoff(dtype)
+    return ku / (1 - ku) if ku < 1 else math.inf
 
 
-def underflow_allowance(depth: int, dtype: torch.dtype) -> float:
-    """Absolute error that underflow (gradual or flushed) can add over ``depth`` roundings."""
-    return depth * torch.finfo(dtype).tiny
+def probabilistic_gamma(k: int, dtype: torch.dtype, lam: float) -> float:
+    """``γ̃_k(λ)`` of Higham & Mary (2019): grows like ``λ·√k·u`` instead of ``k·u``."""
+    u = unit_roundoff(dtype)
+    return math.expm1(lam * math.sqrt(k) * u + k * u * u / (1 - u))
 
 
-def rounding_bound(magnitude: torch.Tensor, reference: torch.Tensor, depth: int, dtype: torch.dtype) -> torch.Tensor:
-    """Per-element bound on ``|computed − exact|`` for a value computed in ``dtype`` through ``depth`` roundings.
-
-    ``magnitude`` is the expression on absolute values; ``reference`` the exact (float64) value. The
-    ``max`` keeps the bound valid when a caller's magnitude underestimates (a lone subtraction still
-    rounds relative to its result), and costs nothing when the magnitude is right, since then
-    ``magnitude ≥ |reference|``.
-    """
-    scale = torch.maximum(magnitude.abs(), reference.abs())
-    return gamma(depth, dtype) * scale + underflow_allowance(depth, dtype)
+def failure_probability(lam: float, dtype: torch.dtype) -> float:
+    """The probability with which one ``γ̃_k(λ)`` bound may fail: ``2·exp(−λ²(1 − u)²/2)``."""
+    u = unit_roundoff(dtype)
+    return min(1.0, 2 * math.exp(-(lam**2) * (1 - u) ** 2 / 2))

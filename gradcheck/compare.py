@@ -1,0 +1,103 @@
+"""Value comparison: a hand-written gradient against an oracle, under the bound the error model derived.
+
+A comparison is elementwise against autograd (``|manual − reference| ≤ E_manual + E_reference``) and
+along probe directions against finite differences (``|w·⟨manual, δ⟩ − difference| ≤ w·⟨E_manual, |δ|⟩
++ error``). It always says at which element the error is largest *relative to its bound*, with that
+element's own values, and how much power it had: the smallest relative error it would have caught.
+An infinite bound (an overflow, a rule-less op) never becomes a NaN: such elements have no power.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from gradcheck.oracles import Probe, step_scale
+from gradcheck.report import Comparison
+from gradcheck.tolerance import gamma
+
+Tensor = torch.Tensor
+F64 = torch.float64
+
+
+def error_ratio(error: Tensor, bound: Tensor) -> Tensor:
+    """``error / bound`` with the edge cases decided: no error is 0; an infinite bound has no power
+    (0, reported separately); a positive error against a zero bound is infinite."""
+    ratio = error / bound
+    ratio = torch.where(error == 0, torch.zeros_like(ratio), ratio)
+    ratio = torch.where(torch.isinf(bound) & ~torch.isnan(error) & ~torch.isinf(error), torch.zeros_like(ratio), ratio)
+    ratio = torch.where(torch.isinf(bound) & torch.isinf(error), torch.zeros_like(ratio), ratio)
+    return torch.nan_to_num(ratio, nan=math.inf, posinf=math.inf)
+
+
+def element_comparison(index: int, name: str, oracle: str, exact: bool, actual: Tensor, expected: Tensor,
+                       bound: Tensor) -> Comparison:
+    """``actual`` against ``expected`` elementwise, within ``bound`` (all shaped like the input)."""
+    if actual.numel() == 0:
+        return Comparison(index, name, oracle, exact, 0.0, 0.0, "-", math.nan, math.nan, 0.0, 0.0)
+    a = actual.detach().to(F64).reshape(expected.shape)
+    error = (a - expected).abs()
+    error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
+    error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
+    bound = bound.to(F64).expand(expected.shape)
+    ratio = error_ratio(error, bound)
+    flat = int(torch.argmax(ratio.reshape(-1)))
+    where = tuple(int(j) for j in torch.unravel_index(torch.tensor(flat), expected.shape)) if expected.ndim else ()
+    e, x, b = float(error[where]), float(expected[where]), float(bound[where])
+    powerless = torch.isinf(bound) | (bound >= expected.abs()) & (bound > 0)
+    relative = torch.where(expected != 0, bound / expected.abs(), torch.full_like(bound, math.inf))
+    return Comparison(
+        index, name, oracle, exact,
+        max_abs_error=float(error.max()), max_rel_error=_relative(e, x), worst=str(where),
+        actual=float(a[where]), expected=x, bound=b, ratio=float(ratio[where]),
+        abs_error=e, power=float(relative.min()), no_power=bool(powerless.all()),
+    )
+
+
+def _relative(error: float, value: float) -> float:
+    if error == 0:
+        return 0.0
+    return error / abs(value) if value else math.inf
+
+
+def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence[Tensor | None],
+                     errors: Sequence[Tensor], probes: Sequence[Probe]) -> Comparison:
+    """The adjoint identity along each probe: ``weight·⟨manual, δ⟩`` against the difference of φ.
+    Errors are expressed per unit step. Probes that crossed a kink are skipped (and said so)."""
+    rows = []
+    kinks = 0
+    for k, p in enumerate(probes):
+        if p.crossed_kink:
+            kinks += 1
+            continue
+        lhs, allowed_terms, magnitude, count = 0.0, 0.0, 0.0, 0
+        for g, e, d in zip(manual, errors, p.delta):
+            if d is None:
+                continue
+            m = torch.zeros_like(d) if g is None else g.detach().to(F64).reshape(d.shape)
+            terms = m * d
+            lhs += float(terms.sum())
+            magnitude += float(terms.abs().sum())
+            allowed_terms += float((e.to(F64).expand(d.shape) * d.abs()).sum())
+            count += d.numel()
+        integer = exact and float(lhs).is_integer() and magnitude < 2.0**53
+        dot_rounding = 0.0 if integer else gamma(max(count, 1), F64) * magnitude
+        allowed = p.weight * (allowed_terms + dot_rounding) + p.error
+        error = abs(p.weight * lhs - p.difference) if math.isfinite(lhs) else math.inf
+        if not math.isfinite(p.difference) and not math.isfinite(allowed):
+            error = 0.0
+        ratio = float(error_ratio(torch.tensor(error, dtype=F64), torch.tensor(allowed, dtype=F64)))
+        scale = step_scale(p)
+        where = f"{p.element[1]}" if p.element is not None else f"probe {k}"
+        rows.append((ratio, error / scale, allowed / scale, p.weight * lhs / scale, p.difference / scale, where))
+    if not rows:
+        note = "every probe crossed a kink" if kinks else "-"
+        return Comparison(index, name, "finite_differences", exact, 0.0, 0.0, note, math.nan, math.nan, 0.0, 0.0,
+                          inconclusive="f is not smooth along any probe (a kink between the probe points)" if kinks else None)
+    ratio, error, allowed, actual, expected, where = max(rows, key=lambda r: r[0])
+    return Comparison(index, name, "finite_differences", exact, max(r[1] for r in rows), _relative(error, expected), where,
+                      actual, expected, allowed, ratio, abs_error=error,
+                      power=min((r[2] / abs(r[4]) if r[4] else math.inf) for r in rows),
+                      no_power=all(not math.isfinite(r[2]) or (r[2] >= abs(r[4]) and r[2] > 0) for r in rows))

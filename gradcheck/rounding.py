@@ -1,0 +1,806 @@
+"""The error model read off the computation: running error analysis, op by op, under a dispatch mode.
+
+``RunningError`` is a ``TorchDispatchMode``. Code runs under it exactly as it would without it — in its
+own dtypes, with its own casts and kernels — and for every floating-point tensor the code produces,
+the mode keeps a float64 tensor ``E`` of the same shape with ``|computed − exact| ≤ E`` elementwise,
+where *exact* is the same expression evaluated in exact arithmetic on the same inputs (Wilkinson's
+running error analysis; Higham, *Accuracy and Stability of Numerical Algorithms*, §3.3).
+
+For one op ``y = g(x)`` with inputs known to within ``E_x``, the output's bound has two parts:
+
+* propagation — how far ``g`` moves when its inputs move by ``E_x``: ``E_a + E_b`` for ``a ± b``,
+  ``|a|·E_b + E_a·|b| + E_a·E_b`` for ``a·b``, ``|A|·E_B + E_A·|B| + E_A·E_B`` for ``A·B``, the change of
+  a monotone ``g`` over ``[x − E_x, x + E_x]``, ``Σ E`` for a sum, the same view or gather of ``E`` for
+  views and gathers;
+* the op's own rounding, *measured*: the op is evaluated again in float64 on the computed inputs,
+  ``|y − y₆₄|`` is what the op's kernel actually lost, and the float64 evaluation's own rounding is
+  bounded a priori (``u₆₄·|y|`` for a correctly rounded op, ``γ_k(u₆₄)·|A|·|B|`` for a reduction of
+  length ``k``, a few ulps for a transcendental function).
+
+Measuring each op's rounding makes the bound hold for whatever kernel ran (fp32 accumulation of
+half-precision products, fused kernels, library transcendentals) and keeps it close to the real
+error; the a-priori part is needed only for float64 itself. Composite ops are decomposed
+(``torch._decomp``) and traced through their primitives; an op with neither a rule nor a
+decomposition gets forward-mode propagation with a margin, and is named in ``fallbacks``.
+
+The mode also records what a finite-difference oracle needs to know about ``f``: each tensor's
+polynomial degree in the watched inputs (central differences are exact up to rounding for degree
+≤ 2), the discrete decisions taken (comparisons, relu, max: two evaluations with different decisions
+lie on different sides of a kink) and whether a decision was taken at its boundary (a kink *at* the
+point). Boolean tensors carry, instead of an error, where their value is uncertain.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch._decomp import decomposition_table
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils.weak import WeakIdKeyDictionary
+
+from gradcheck.tolerance import gamma, probabilistic_gamma, unit_roundoff
+
+Tensor = torch.Tensor
+aten = torch.ops.aten
+F64 = torch.float64
+U64 = unit_roundoff(F64)
+TINY64 = torch.finfo(F64).tiny
+EXACT_GRID, EXACT_LIMIT = 2.0**16, 2.0**21  # see Call.integers
+TRANSCENDENTAL_ULPS = 4  # libm-quality float64 exp/log/tanh/erf/…: within a few ulps
+FALLBACK_MARGIN = 2.0
+POLYNOMIAL_INF = math.inf
+
+
+@dataclass
+class Tracked:
+    """What the mode knows of one tensor: its error bound (float64; for bool tensors, 1 where the value
+    is uncertain) and its polynomial degree in the watched inputs (``inf``: not a polynomial)."""
+
+    error: Tensor
+    degree: float
+
+
+@dataclass
+class Call:
+    """One op as a rule sees it."""
+
+    mode: RunningError
+    func: Any
+    args: tuple
+    kwargs: dict
+    out: Any
+    before: dict[int, Tensor] = field(default_factory=dict)  # an in-place op's operands as they were
+
+    def tensors(self) -> list[Tensor]:
+        return [a for a in tree_flatten((self.args, self.kwargs))[0] if isinstance(a, Tensor)]
+
+    def x64(self, t: Any) -> Any:
+        """The computed value in float64 (python scalars stay as they are)."""
+        if isinstance(t, Tensor) and (t.is_floating_point() or t.dtype == torch.bool):
+            return self.before.get(id(t), t).detach().to(F64)
+        return t
+
+    def e(self, t: Any) -> Tensor | float:
+        """The error bound of an argument (0 for constants and untracked tensors)."""
+        if not isinstance(t, Tensor):
+            return 0.0
+        info = self.mode.info(t)
+        return 0.0 if info is None else info.error
+
+    def deg(self, t: Any) -> float:
+        if not isinstance(t, Tensor):
+            return 0.0
+        info = self.mode.info(t)
+        return 0.0 if info is None else info.degree
+
+    def max_degree(self) -> float:
+        return max([self.deg(t) for t in self.tensors()], default=0.0)
+
+    def integers(self, *values: Any) -> bool:
+        """In exact mode: whether float64 computes this op without rounding — every value (operands,
+        result, magnitude of a reduction) on the grid of multiples of 2⁻¹⁶ and below 2²¹ in size, so
+        that products (multiples of 2⁻³² below 2²¹) and their sums fit in 53 bits."""
+        if not self.mode.exact:
+            return False
+        for v in values:
+            if isinstance(v, Tensor):
+                if v.numel() and not _on_exact_grid(v):
+                    return False
+            elif isinstance(v, (int, float)) and not _on_exact_grid(torch.tensor(float(v), dtype=F64)):
+                return False
+        return all(not isinstance(self.e(t), Tensor) or not bool(self.e(t).any()) for t in self.tensors())
+
+
+def _on_exact_grid(v: Tensor) -> bool:
+    scaled = v.detach().to(F64) * EXACT_GRID
+    return bool(torch.equal(scaled, scaled.round())) and float(v.abs().max()) < EXACT_LIMIT
+
+
+Rule = Callable[[Call], tuple[Any, Any, float]]  # -> (y64, E64 of the float64 evaluation, degree)
+_RULES: dict[Any, Rule] = {}
+_STRUCTURAL: set[Any] = set()
+
+
+def rule(*ops: Any) -> Callable[[Rule], Rule]:
+    """Register a rule for aten ops (an overload packet covers every overload)."""
+
+    def register(fn: Rule) -> Rule:
+        for op in ops:
+            _RULES[op] = fn
+        return fn
+
+    return register
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+def _abs(v: Any) -> Any:
+    return v.abs() if isinstance(v, Tensor) else abs(v)
+
+
+def _nonzero(e: Any) -> bool:
+    return bool(e.any()) if isinstance(e, Tensor) else e != 0
+
+
+def _local(y64: Tensor, ulps: float = 0.5) -> Tensor:
+    """A priori rounding of one float64 op of ``ulps`` ulps accuracy (0.5: correctly rounded)."""
+    return (2 * ulps * U64) * y64.abs() + TINY64
+
+
+def _inf_where(condition: Tensor, value: Tensor) -> Tensor:
+    return torch.where(condition, torch.full_like(value, math.inf), value)
+
+
+def _as_tensor(v: Any, like: Tensor) -> Tensor:
+    return v if isinstance(v, Tensor) else torch.full_like(like, float(v), dtype=F64)
+
+
+# ---- arithmetic ------------------------------------------------------------------------------------
+
+@rule(aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.sub.Scalar, aten.rsub.Tensor, aten.rsub.Scalar,
+      aten.add_.Tensor, aten.add_.Scalar, aten.sub_.Tensor, aten.sub_.Scalar)
+def _add(c: Call) -> tuple[Any, Any, float]:
+    a, b = c.args[0], c.args[1]
+    alpha = c.kwargs.get("alpha", c.args[2] if len(c.args) > 2 else 1)
+    name = c.func._overloadpacket.__name__
+    sign = -1 if name.startswith("sub") else 1
+    a64, b64 = c.x64(a), c.x64(b)
+    if name.startswith("rsub"):
+        y64 = b64 - alpha * a64
+        err = c.e(b) + abs(alpha) * _abs(c.e(a))
+    else:
+        y64 = a64 + sign * alpha * b64
+        err = c.e(a) + abs(alpha) * _abs(c.e(b))
+    y64 = _as_tensor(y64, c.out)
+    local = 0.0 if c.integers(a64, b64, y64) else _local(y64)
+    return y64, err + local, max(c.deg(a), c.deg(b))
+
+
+@rule(aten.mul.Tensor, aten.mul.Scalar, aten.mul_.Tensor, aten.mul_.Scalar)
+def _mul(c: Call) -> tuple[Any, Any, float]:
+    a, b = c.args[0], c.args[1]
+    a64, b64 = c.x64(a), c.x64(b)
+    ea, eb = c.e(a), c.e(b)
+    y64 = _as_tensor(a64 * b64, c.out)
+    err = _abs(a64) * eb + ea * _abs(b64) + ea * eb
+    local = 0.0 if c.integers(a64, b64, y64) else _local(y64)
+    return y64, err + local, c.deg(a) + c.deg(b)
+
+
+@rule(aten.div.Tensor, aten.div.Scalar, aten.div_.Tensor, aten.div_.Scalar)
+def _div(c: Call) -> tuple[Any, Any, float]:
+    a, b = c.args[0], c.args[1]
+    if c.kwargs.get("rounding_mode") is not None:
+        return _piecewise_constant(c)
+    a64, b64 = c.x64(a), c.x64(b)
+    ea, eb = c.e(a), c.e(b)
+    y64 = _as_tensor(a64 / b64, c.out)
+    # |a/b − (a+δa)/(b+δb)| ≤ (E_a + |a/b|·E_b) / (|b| − E_b), unbounded once E_b reaches |b|.
+    denominator = _abs(b64) - eb
+    err = (ea + y64.abs() * eb) / denominator
+    if isinstance(denominator, Tensor):
+        err = _inf_where(denominator <= 0, err * torch.ones_like(y64))
+    elif denominator <= 0:
+        err = torch.full_like(y64, math.inf)
+    degree = c.deg(a) if c.deg(b) == 0 else POLYNOMIAL_INF
+    return y64, err + _local(y64), degree
+
+
+@rule(aten.neg.default, aten.neg_.default)
+def _neg(c: Call) -> tuple[Any, Any, float]:
+    x = c.args[0]
+    return -c.x64(x), c.e(x), c.deg(x)
+
+
+def _monotone(fn: Callable[[Tensor], Tensor], ulps: float, pole_at_zero: bool = False) -> Rule:
+    """A monotone elementwise function: its change over the interval ``[x − E, x + E]`` is attained
+    at an end, so the propagated error is rigorous (not first-order)."""
+
+    def monotone(c: Call) -> tuple[Any, Any, float]:
+        x = c.args[0]
+        x64, e = c.x64(x), c.e(x)
+        y64 = fn(x64)
+        if _nonzero(e):
+            spread = torch.maximum((fn(x64 + e) - y64).abs(), (fn(x64 - e) - y64).abs())
+            spread = torch.nan_to_num(spread, nan=math.inf)
+            if pole_at_zero:
+                spread = _inf_where(e >= x64.abs(), spread)
+        else:
+            spread = 0.0
+        degree = 0.0 if c.deg(x) == 0 else POLYNOMIAL_INF
+        return y64, spread + _local(y64, ulps), degree
+
+    return monotone
+
+
+for _op, _fn, _ulps, _pole in [
+    (aten.exp, torch.exp, TRANSCENDENTAL_ULPS, False), (aten.exp2, torch.exp2, TRANSCENDENTAL_ULPS, False),
+    (aten.expm1, torch.expm1, TRANSCENDENTAL_ULPS, False), (aten.log, torch.log, TRANSCENDENTAL_ULPS, True),
+    (aten.log2, torch.log2, TRANSCENDENTAL_ULPS, True), (aten.log10, torch.log10, TRANSCENDENTAL_ULPS, True),
+    (aten.log1p, torch.log1p, TRANSCENDENTAL_ULPS, False), (aten.tanh, torch.tanh, TRANSCENDENTAL_ULPS, False),
+    (aten.sigmoid, torch.sigmoid, TRANSCENDENTAL_ULPS, False), (aten.erf, torch.erf, TRANSCENDENTAL_ULPS, False),
+    (aten.erfc, torch.erfc, TRANSCENDENTAL_ULPS, False), (aten.atan, torch.atan, TRANSCENDENTAL_ULPS, False),
+    (aten.asinh, torch.asinh, TRANSCENDENTAL_ULPS, False), (aten.sinh, torch.sinh, TRANSCENDENTAL_ULPS, False),
+    (aten.erfinv, torch.erfinv, TRANSCENDENTAL_ULPS, False), (aten.sqrt, torch.sqrt, 0.5, False),
+    (aten.rsqrt, torch.rsqrt, TRANSCENDENTAL_ULPS, True), (aten.reciprocal, torch.reciprocal, 0.5, True),
+]:
+    rule(_op.default, getattr(aten, _op.__name__ + "_").default)(_monotone(_fn, _ulps, _pole))
+
+
+@rule(aten.sin.default, aten.cos.default)
+def _lipschitz_one(c: Call) -> tuple[Any, Any, float]:
+    """sin, cos: 1-Lipschitz, so the propagated error is at most the input's."""
+    x = c.args[0]
+    y64 = getattr(torch, c.func._overloadpacket.__name__)(c.x64(x))
+    return y64, c.e(x) + _local(y64, TRANSCENDENTAL_ULPS), 0.0 if c.deg(x) == 0 else POLYNOMIAL_INF
+
+
+@rule(aten.pow.Tensor_Scalar, aten.pow_.Scalar)
+def _pow(c: Call) -> tuple[Any, Any, float]:
+    x, p = c.args[0], c.args[1]
+    x64, e = c.x64(x), c.e(x)
+    y64 = x64.pow(p)
+    p = float(p)
+    if not _nonzero(e):
+        spread: Any = 0.0
+    elif p >= 1 and p.is_integer():
+        # |(x+δ)^p − x^p| ≤ (|x| + E)^p − |x|^p: the binomial expansion with every term made positive.
+        spread = (x64.abs() + e).pow(p) - x64.abs().pow(p)
+    else:
+        ax = x64.abs()
+        low = (ax - e).clamp(min=0)
+        spread = torch.maximum(((ax + e).pow(p) - ax.pow(p)).abs(), (low.pow(p) - ax.pow(p)).abs())
+        spread = torch.nan_to_num(spread, nan=math.inf)
+        if p < 0:
+            spread = _inf_where(e >= ax, spread)
+    degree = c.deg(x) * p if p >= 0 and p.is_integer() else (0.0 if c.deg(x) == 0 else POLYNOMIAL_INF)
+    ulps = 0.5 if p in (1.0, 2.0) else TRANSCENDENTAL_ULPS
+    local = 0.0 if p in (1.0, 2.0) and c.integers(x64, y64) else _local(y64, ulps)
+    return y64, spread + local, degree
+
+
+@rule(aten.abs.default, aten.relu.default, aten.relu_.default, aten.clamp.default, aten.clamp_min.default,
+      aten.clamp_max.default, aten.clamp_.default, aten.clamp_min_.default, aten.clamp_max_.default)
+def _one_lipschitz_piecewise(c: Call) -> tuple[Any, Any, float]:
+    """abs, relu, clamp: piecewise linear and 1-Lipschitz; exact. Their decisions are recorded."""
+    x = c.args[0]
+    x64, e = c.x64(x), c.e(x)
+    name = c.func._overloadpacket.__name__.rstrip("_")
+    fn = {"abs": torch.abs, "relu": torch.relu}.get(name)
+    y64 = fn(x64) if fn else getattr(torch, name)(x64, *c.args[1:], **c.kwargs)
+    if name in ("abs", "relu"):
+        c.mode.decision(x64 > 0, (x64.abs() <= e) if _nonzero(e) else (x64 == 0), name)
+    else:
+        lo = c.args[1] if len(c.args) > 1 and name != "clamp_max" else None
+        hi = c.args[2] if len(c.args) > 2 else (c.args[1] if name == "clamp_max" else None)
+        for bound in (lo, hi):
+            if bound is not None:
+                b64 = c.x64(bound)
+                c.mode.decision(x64 > b64, (x64 - b64).abs() <= e + _abs(c.e(bound)), name)
+    err = c.e(x)
+    for extra in c.args[1:]:
+        err = torch.maximum(_as_tensor(err, y64), _as_tensor(c.e(extra), y64)) if isinstance(extra, Tensor) else err
+    return y64, err, c.max_degree()
+
+
+@rule(aten.maximum.default, aten.minimum.default, aten.fmax.default, aten.fmin.default)
+def _max_min(c: Call) -> tuple[Any, Any, float]:
+    a, b = c.args
+    a64, b64 = c.x64(a), c.x64(b)
+    fn = getattr(torch, c.func._overloadpacket.__name__)
+    y64 = fn(a64, b64)
+    ea, eb = _as_tensor(c.e(a), y64), _as_tensor(c.e(b), y64)
+    c.mode.decision(a64 > b64, (a64 - b64).abs() <= ea + eb, c.func._overloadpacket.__name__)
+    return y64, torch.maximum(ea, eb), c.max_degree()
+
+
+@rule(aten.nextafter.default, aten.nextafter_.default)
+def _nextafter(c: Call) -> tuple[Any, Any, float]:
+    """One step to the next float: exact by definition; an uncertain input moves it by its error plus
+    the step itself."""
+    x, toward = c.args
+    y64 = torch.nextafter(c.x64(x), c.x64(toward).to(F64)) if x.dtype == F64 else c.out.detach().to(F64)
+    e = c.e(x)
+    err = (e + 2 * (y64 - c.x64(x)).abs()) * (_as_tensor(e, y64) > 0) if _nonzero(e) else 0.0
+    return y64, err, c.deg(x)
+
+
+def _piecewise_constant(c: Call) -> tuple[Any, Any, float]:
+    """sign, floor, round, …: exact and constant between jumps; the values themselves are the decisions."""
+    args64 = tree_map(c.x64, c.args)
+    y64 = c.func(*args64, **c.kwargs)
+    c.mode.decision(y64, None, c.func._overloadpacket.__name__)
+    return y64, torch.zeros_like(y64, dtype=F64), 0.0
+
+
+for _op in (aten.sign, aten.floor, aten.ceil, aten.round, aten.trunc, aten.frac, aten.signbit):
+    for _overload in _op.overloads():
+        rule(getattr(_op, _overload))(_piecewise_constant)
+
+
+def _comparison(c: Call) -> tuple[Any, Any, float]:
+    a, b = c.args[0], c.args[1]
+    a64, b64 = c.x64(a), c.x64(b)
+    y = c.func(a64, b64)
+    err = _abs(c.e(a)) + _abs(c.e(b))
+    uncertain = ((a64 - b64).abs() <= err) if _nonzero(err) else None
+    boundary = (a64 == b64) if uncertain is None else uncertain
+    c.mode.decision(y, _as_tensor(boundary, y).bool() if isinstance(boundary, Tensor) else None, c.func._overloadpacket.__name__)
+    unc = uncertain.to(F64) if uncertain is not None else torch.zeros_like(y, dtype=F64)
+    return y, unc, 0.0
+
+
+for _op in (aten.gt, aten.lt, aten.ge, aten.le, aten.eq, aten.ne):
+    for _overload in ("Tensor", "Scalar"):
+        rule(getattr(_op, _overload))(_comparison)
+
+
+@rule(aten.where.self, aten.where.ScalarSelf, aten.where.ScalarOther, aten.where.Scalar)
+def _where(c: Call) -> tuple[Any, Any, float]:
+    cond, a, b = c.args
+    a64, b64 = c.x64(a), c.x64(b)
+    y64 = torch.where(cond, a64, b64)
+    ea, eb = _as_tensor(c.e(a), y64), _as_tensor(c.e(b), y64)
+    err = torch.where(cond, ea, eb)
+    uncertain = c.e(cond)
+    if _nonzero(uncertain):  # a condition that may be wrong may pick the other branch
+        err = torch.where(uncertain.bool(), torch.maximum(ea, eb) + (a64 - b64).abs(), err)
+    return y64, err, max(c.deg(a), c.deg(b))
+
+
+# ---- reductions and products -----------------------------------------------------------------------
+
+def _reduced_dims(x: Tensor, dims: Any) -> tuple[int, ...]:
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        return tuple(range(x.ndim))
+    dims = [dims] if isinstance(dims, int) else dims
+    return tuple(d % max(x.ndim, 1) for d in dims)
+
+
+@rule(aten.sum.default, aten.sum.dim_IntList, aten.mean.default, aten.mean.dim)
+def _sum(c: Call) -> tuple[Any, Any, float]:
+    x = c.args[0]
+    dims = c.args[1] if len(c.args) > 1 else c.kwargs.get("dim")
+    keepdim = c.args[2] if len(c.args) > 2 else c.kwargs.get("keepdim", False)
+    reduced = _reduced_dims(x, dims)
+    x64, e = c.x64(x), c.e(x)
+    n = math.prod(x.shape[d] for d in reduced) if x.ndim else 1
+    mean = c.func._overloadpacket is aten.mean
+    y64 = x64.sum(dim=reduced, keepdim=keepdim) if x.ndim else x64.clone()
+    magnitude = x64.abs().sum(dim=reduced, keepdim=keepdim) if x.ndim else x64.abs()
+    err = (e.sum(dim=reduced, keepdim=keepdim) if isinstance(e, Tensor) and x.ndim else e * n) * torch.ones_like(y64)
+    exact = c.integers(x64, magnitude)
+    local = 0.0 if exact else c.mode.gamma(max(n - 1, 1)) * magnitude + n * TINY64
+    err = err + local
+    if mean:
+        y64 = y64 / n
+        err = err / n + _local(y64)
+    return y64, err, c.deg(x)
+
+
+@rule(aten.amax.default, aten.amin.default, aten.max.dim, aten.min.dim, aten.max.default, aten.min.default)
+def _extremum(c: Call) -> tuple[Any, Any, float]:
+    """max/min over dims: selection, so the error of the result is at most the largest error reduced."""
+    x = c.args[0]
+    x64, e = c.x64(x), c.e(x)
+    name = c.func._overloadpacket.__name__
+    pick = torch.amax if name in ("amax", "max") else torch.amin
+    if c.func in (aten.max.default, aten.min.default):
+        dims, keepdim = tuple(range(x.ndim)), False
+    else:
+        dims = c.args[1] if len(c.args) > 1 else c.kwargs.get("dim", ())
+        keepdim = c.args[2] if len(c.args) > 2 else c.kwargs.get("keepdim", False)
+        dims = _reduced_dims(x, dims)
+    y64 = pick(x64, dim=dims, keepdim=keepdim) if x.ndim else x64.clone()
+    err = pick(_as_tensor(e, x64), dim=dims, keepdim=keepdim) if (x.ndim and isinstance(e, Tensor)) else e * torch.ones_like(y64)
+    if x.ndim and x.numel():
+        top = pick(x64, dim=dims, keepdim=True)
+        c.mode.decision(x64 == top, ((top - x64).abs() <= 2 * _as_tensor(e, x64)) & (x64 != top), name)
+    if isinstance(c.out, (tuple, list)):  # values and indices
+        return (y64, torch.zeros(c.out[1].shape, dtype=F64)), (err, torch.zeros(c.out[1].shape, dtype=F64)), c.deg(x)
+    return y64, err, c.deg(x)
+
+
+def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, float]:
+    A64, B64 = c.x64(A), c.x64(B)
+    eA, eB = c.e(A), c.e(B)
+    y64 = product(A64, B64)
+    err: Any = 0.0
+    if _nonzero(eB):
+        err = err + product(A64.abs(), _as_tensor(eB, B64))
+    if _nonzero(eA):
+        err = err + product(_as_tensor(eA, A64), B64.abs())
+        if _nonzero(eB):
+            err = err + product(_as_tensor(eA, A64), _as_tensor(eB, B64))
+    k = A.shape[-1] if A.ndim else 1
+    magnitude = product(A64.abs(), B64.abs())
+    if not c.integers(A64, B64, magnitude):
+        err = err + c.mode.gamma(max(k, 1)) * magnitude + k * TINY64
+    return y64, err * torch.ones_like(y64), c.deg(A) + c.deg(B)
+
+
+@rule(aten.mm.default, aten.bmm.default, aten.dot.default, aten.mv.default, aten.vdot.default)
+def _mm(c: Call) -> tuple[Any, Any, float]:
+    A, B = c.args[0], c.args[1]
+    product = {aten.dot.default: torch.dot, aten.vdot.default: torch.dot, aten.mv.default: torch.mv}.get(c.func, torch.matmul)
+    return _matmul_parts(c, A, B, product)
+
+
+# ---- casts and copies ------------------------------------------------------------------------------
+
+@rule(aten._to_copy.default, aten.clone.default, aten.lift_fresh_copy.default, aten._to_copy.out)
+def _copy(c: Call) -> tuple[Any, Any, float]:
+    x = c.args[0]
+    return c.x64(x), _as_tensor(c.e(x), c.x64(x)) if x.is_floating_point() else torch.zeros(x.shape, dtype=F64), c.deg(x)
+
+
+@rule(aten.copy_.default, aten.copy.default)
+def _copy_into(c: Call) -> tuple[Any, Any, float]:
+    src = c.args[1]
+    src64 = c.x64(src)
+    dst = c.args[0]
+    y64 = src64.expand(dst.shape) if isinstance(src64, Tensor) else torch.full(dst.shape, float(src64), dtype=F64)
+    e = c.e(src)
+    return y64, (e.expand(dst.shape) if isinstance(e, Tensor) else torch.zeros(dst.shape, dtype=F64)), c.deg(src)
+
+
+# ---- structural ops: apply the same op to the error ------------------------------------------------
+
+for _name in (
+    "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "squeeze", "unsqueeze", "slice",
+    "select", "as_strided", "alias", "detach", "flip", "roll", "repeat", "cat", "stack", "gather", "index_select",
+    "index", "diagonal", "narrow", "split", "split_with_sizes", "unbind", "chunk", "movedim", "unfold",
+    "_reshape_alias", "lift_fresh", "masked_fill", "masked_fill_", "constant_pad_nd", "index_put", "index_put_",
+    "scatter", "scatter_", "take", "tril", "triu", "fill_", "zero_", "view_as_real", "view_as_complex", "contiguous",
+    "expand_copy", "permute_copy", "view_copy", "t_copy", "transpose_copy", "slice_copy", "select_copy",
+    "squeeze_copy", "unsqueeze_copy", "alias_copy", "unbind_copy", "split_copy", "diagonal_copy", "detach_",
+    "slice_scatter", "select_scatter", "diagonal_scatter", "as_strided_scatter", "masked_select", "_unsafe_index",
+    "tile", "narrow_copy", "repeat_interleave", "embedding", "new_zeros", "new_empty", "new_full", "new_ones",
+    "squeeze_", "unsqueeze_", "t_", "transpose_", "as_strided_", "swapdims_", "swapaxes_",
+):
+    _packet = getattr(aten, _name, None)
+    if _packet is not None:
+        _STRUCTURAL.add(_packet)
+for _name in ("broadcast_in_dim", "squeeze", "view_of", "reshape", "transpose", "collapse_view", "split_dim",
+              "collapse", "slice", "slice_in_dim", "expand_dims", "rev"):
+    _packet = getattr(torch.ops.prims, _name, None)
+    if _packet is not None:
+        _STRUCTURAL.add(_packet)
+
+_CREATION = {
+    getattr(aten, name) for name in (
+        "zeros", "ones", "full", "empty", "empty_like", "zeros_like", "ones_like", "full_like", "arange", "scalar_tensor",
+        "empty_strided", "rand", "randn", "randint", "rand_like", "randn_like", "randint_like", "eye", "linspace",
+        "_local_scalar_dense", "randperm", "bernoulli", "normal",
+    ) if hasattr(aten, name)
+}
+_METADATA = {
+    aten.sym_is_contiguous.default, aten.is_contiguous.default, aten.is_contiguous.memory_format,
+    aten.is_strides_like_format.default, aten.is_non_overlapping_and_dense.default, aten.size.default,
+    aten.sym_size.default, aten.stride.default, aten.sym_stride.default, aten.storage_offset.default,
+    aten.sym_storage_offset.default, aten.numel.default, aten.sym_numel.default, aten.dim.default,
+    aten.is_same_size.default, aten.equal.default, aten.allclose.default, aten.isnan.default,
+    aten.isinf.default, aten.isfinite.default, aten.any.default, aten.any.dim, aten.all.default, aten.all.dim,
+    aten.argmax.default, aten.argmin.default, aten.nonzero.default, aten.sort.default, aten.argsort.default,
+    aten.topk.default,
+}
+# Decompositions that would make things worse: these have rules or are meant to run as they are.
+_KEEP = {aten.clone.default, aten._to_copy.default, aten.copy_.default, aten.relu.default, aten.where.self,
+         aten.mean.dim, aten.mean.default, aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default,
+         aten.sum.default, aten.sum.dim_IntList}
+
+
+def _float_like(t: Any) -> bool:
+    return isinstance(t, Tensor) and (t.is_floating_point() or t.is_complex())
+
+
+# ---- rewrites: composite ops whose torch._decomp decomposition would leave aten for prims ------------
+
+def _var(x: Tensor, dim: Any = None, *, correction: Any = None, keepdim: bool = False) -> Tensor:
+    reduced = _reduced_dims(x, dim)
+    n = math.prod(x.shape[d] for d in reduced)
+    centered = x - x.mean(dim=reduced, keepdim=True)
+    return (centered * centered).sum(dim=reduced, keepdim=keepdim) / max(n - (1 if correction is None else correction), 0)
+
+
+def _var_mean(x: Tensor, dim: Any = None, *, correction: Any = None, keepdim: bool = False) -> tuple[Tensor, Tensor]:
+    return _var(x, dim, correction=correction, keepdim=keepdim), x.mean(dim=_reduced_dims(x, dim), keepdim=keepdim)
+
+
+def _std(x: Tensor, dim: Any = None, *, correction: Any = None, keepdim: bool = False) -> Tensor:
+    return _var(x, dim, correction=correction, keepdim=keepdim).sqrt()
+
+
+def _prim_div(a: Any, b: Any) -> Tensor:
+    floating = any(isinstance(v, Tensor) and v.is_floating_point() or isinstance(v, float) for v in (a, b))
+    return torch.div(a, b) if floating else torch.div(a, b, rounding_mode="trunc")
+
+
+prims = torch.ops.prims
+_REWRITES: dict[Any, Callable[..., Any]] = {
+    aten.var.correction: _var, aten.var_mean.correction: _var_mean, aten.std.correction: _std,
+    # Some decompositions call prims directly; each is re-expressed through the aten op it stands for.
+    prims.var.default: lambda x, dims, correction=1, **_: _var(x, dims, correction=correction),
+    prims.sum.default: lambda x, dims, **_: torch.sum(x, dims),
+    prims.amax.default: lambda x, dims, **_: torch.amax(x, dims),
+    prims.amin.default: lambda x, dims, **_: torch.amin(x, dims),
+    prims.where.default: torch.where,
+    prims.div.default: _prim_div,
+    prims.remainder.default: torch.remainder,
+    prims.convert_element_type.default: lambda x, dtype: x.to(dtype),
+    **{getattr(prims, name).default: getattr(torch, name) for name in (
+        "mul", "add", "sub", "exp", "log", "neg", "sqrt", "rsqrt", "tanh", "erf", "sigmoid", "abs", "log1p", "expm1",
+        "reciprocal", "maximum", "minimum", "gt", "lt", "ge", "le", "eq", "ne",
+    ) if hasattr(prims, name) and hasattr(torch, name)},
+}
+
+
+# ---- the mode --------------------------------------------------------------------------------------
+
+@dataclass
+class Decision:
+    """A discrete choice taken by ``f`` (a comparison, relu's side, an argmax): its outcome, and where
+    the operands sat on the boundary (within their error)."""
+
+    op: str
+    outcome: Tensor
+    at_boundary: int
+
+
+class RunningError(TorchDispatchMode):
+    """Trace code, keeping an elementwise error bound for every floating-point tensor it makes.
+
+    ``exact``: integer-valued arithmetic within float64's integers is taken as exact (exact mode).
+    ``probabilistic``: λ of Higham & Mary's probabilistic bound for the a-priori part of long
+    reductions (opt-in; the default is the rigorous worst case).
+    """
+
+    def __init__(self, *, exact: bool = False, probabilistic: float | None = None) -> None:
+        super().__init__()
+        self.exact = exact
+        self.probabilistic = probabilistic
+        self._tracked: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.decisions: list[Decision] = []
+        self.fallbacks: dict[str, str] = {}
+        self.overflows: list[str] = []
+        self.ops = 0
+        self._expanding: set[Any] = set()
+        self.record_decisions = True  # off for a backward pass, whose comparisons are not f's kinks
+
+    def gamma(self, k: int) -> float:
+        """The a-priori constant of a float64 reduction of length k: rigorous ``γ_k``, or the
+        probabilistic ``γ̃_k(λ)`` when asked for."""
+        return gamma(k, F64) if self.probabilistic is None else probabilistic_gamma(k, F64, self.probabilistic)
+
+    # -- what callers use --
+    def watch(self, *tensors: Tensor, degree: float = 1.0) -> None:
+        """Mark inputs: exact values, polynomial degree 1 (the variables of the degree count)."""
+        for t in tensors:
+            if isinstance(t, Tensor):
+                self._tracked[t] = Tracked(torch.zeros(t.shape, dtype=F64, device=t.device), degree)
+
+    def info(self, t: Tensor) -> Tracked | None:
+        return self._tracked.get(t)
+
+    def error(self, t: Tensor) -> Tensor | None:
+        """The bound on ``|t − exact|``; None for a tensor this mode never saw made (not traced)."""
+        info = self._tracked.get(t)
+        return None if info is None else info.error.to(t.device)
+
+    def degree(self, t: Tensor) -> float:
+        info = self._tracked.get(t)
+        return 0.0 if info is None else info.degree
+
+    def at_kink(self) -> list[str]:
+        """The decisions taken at their boundary: ``f`` is not differentiable there (or may not be)."""
+        return sorted({d.op for d in self.decisions if d.at_boundary})
+
+    def decision(self, outcome: Tensor, boundary: Tensor | None, op: str) -> None:
+        if not self.record_decisions:
+            return
+        count = int(boundary.sum()) if boundary is not None else 0
+        self.decisions.append(Decision(op, outcome.detach().clone(), count))
+
+    # -- dispatch --
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func in _METADATA or func is torch.ops.prim.device.default:
+            return func(*args, **kwargs)
+        packet = func._overloadpacket
+        if not any(_float_like(t) or (isinstance(t, Tensor) and t.dtype == torch.bool)
+                   for t in tree_flatten((args, kwargs))[0]):
+            return func(*args, **kwargs)  # integer arithmetic (indices, counts): exact, nothing to track
+        known = func in _RULES or packet in _STRUCTURAL or packet in _CREATION
+        if func not in self._expanding and (func in _REWRITES or (not known and func not in _KEEP)):
+            result = self._expand(func, args, kwargs)
+            if result is not NotImplemented:
+                return result
+        self.ops += 1
+        inplace = packet.__name__.endswith("_") and packet not in _STRUCTURAL
+        before = {id(a): a.detach().clone() for a in tree_flatten(args)[0] if isinstance(a, Tensor)} if inplace else {}
+        out = func(*args, **kwargs)
+        if packet is aten._local_scalar_dense:
+            if self.record_decisions:
+                self.decisions.append(Decision("item", torch.tensor(float(out)), 0))
+            return out
+        try:
+            self._record(func, packet, before, args, kwargs, out)
+        except Exception as exc:  # a rule that cannot handle these arguments must not break the user's code
+            self.fallbacks[str(func)] = f"its error rule failed ({type(exc).__name__}: {exc}); bound set to inf"
+            self._set_all(out, lambda t: torch.full(t.shape, math.inf, dtype=F64, device=t.device), math.inf)
+        return out
+
+    def _expand(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Trace a composite op through what it is made of (a rewrite here, or torch's decomposition)."""
+        expansion = _REWRITES.get(func) or decomposition_table.get(func)
+        self._expanding.add(func)  # an expansion that comes back to the same op runs it as it is
+        try:
+            with self:
+                if expansion is not None:
+                    result = expansion(*args, **kwargs)
+                    if result is not NotImplemented:
+                        return result
+                return func.decompose(*args, **kwargs)
+        finally:
+            self._expanding.discard(func)
+
+    def _set_all(self, out: Any, make: Callable[[Tensor], Tensor], degree: float) -> None:
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, Tensor):
+                self._tracked[t] = Tracked(make(t), degree)
+
+    def _record(self, func: Any, packet: Any, before: dict[int, Tensor], args: tuple, kwargs: dict, out: Any) -> None:
+        if packet in _CREATION:
+            self._set_all(out, lambda t: torch.zeros(t.shape, dtype=F64, device=t.device), 0.0)
+            return
+        if packet in _STRUCTURAL:
+            self._structural(func, args, kwargs, out)
+            return
+        call = Call(self, func, args, kwargs, out, before)
+        rule_fn = _RULES.get(func)
+        if rule_fn is None:
+            y64, err64, degree = self._fallback(call)
+        else:
+            y64, err64, degree = rule_fn(call)
+        outs, ys, errs = (list(out), list(y64), list(err64)) if isinstance(out, (tuple, list)) else ([out], [y64], [err64])
+        for o, y, e in zip(outs, ys, errs):
+            if not isinstance(o, Tensor):
+                continue
+            e = _as_tensor(e, o.to(F64)) if not isinstance(e, Tensor) else e
+            if o.dtype == torch.bool:
+                total = e.to(torch.bool)
+            elif not (o.is_floating_point() or o.is_complex()):
+                total = torch.zeros(o.shape, dtype=F64, device=o.device)
+            else:
+                total = e.to(device=o.device, dtype=F64).expand(o.shape)
+                if o.dtype != F64 and isinstance(y, Tensor):  # the op's own rounding, measured
+                    # (the float64 subtraction itself may round down by half an ulp: allowed for)
+                    total = total + (o.detach().to(F64) - y.to(o.device)).abs() * (1 + 4 * U64)
+                bad = ~torch.isfinite(o)
+                if bool(bad.any()):
+                    # Past the dtype's range where float64 is not: overflow (no bound). Non-finite in
+                    # float64 too (0/0, log of a negative): the value is what the formula says.
+                    y_finite = torch.isfinite(y.to(o.device)).expand(o.shape) if isinstance(y, Tensor) else torch.ones_like(bad)
+                    overflow = bad & y_finite
+                    if bool(overflow.any()) and all(bool(torch.isfinite(t).all()) for t in call.tensors() if t.is_floating_point()):
+                        self.overflows.append(f"{func} gave {float(o[overflow].flatten()[0])} in {o.dtype} from finite inputs")
+                    total = torch.where(overflow, torch.full_like(total, math.inf), total)
+                    total = torch.where(bad & ~overflow, torch.zeros_like(total), total)
+            self._assign(o, total, degree, packet.__name__.endswith("_"))
+
+    def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool) -> None:
+        current = self._tracked.get(t)
+        if inplace and current is not None and current.error.shape == error.shape and current.error._base is not None:
+            current.error.copy_(error)  # an in-place op on a view: its base's error changes too
+            current.degree = max(current.degree, degree)
+        else:
+            self._tracked[t] = Tracked(error if error.dtype == torch.bool else error.contiguous(), degree)
+
+    def _structural(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        bool_data = any(isinstance(o, Tensor) and o.dtype == torch.bool for o in tree_flatten(out)[0])
+        degrees = [self.degree(a) for a in tree_flatten(args)[0] if isinstance(a, Tensor)]
+
+        def substitute(a: Any) -> Any:
+            if isinstance(a, Tensor) and (_float_like(a) or (bool_data and a.dtype == torch.bool)):
+                info = self._tracked.get(a)
+                if info is None:  # materialize, so that views of it share one error tensor
+                    info = Tracked(torch.zeros(a.shape, dtype=torch.bool if a.dtype == torch.bool else F64, device=a.device), 0.0)
+                    self._tracked[a] = info
+                return info.error
+            if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool) and func._overloadpacket in (aten.fill_, aten.masked_fill, aten.masked_fill_, aten.constant_pad_nd) and a is args[-1]):
+                return 0.0 if isinstance(a, float) else 0
+            return a
+
+        new_kwargs = {k: (v if k not in ("dtype",) else (torch.bool if bool_data else F64)) for k, v in kwargs.items()}
+        if "value" in new_kwargs and not isinstance(new_kwargs["value"], Tensor):
+            new_kwargs["value"] = 0
+        errors = func(*[substitute(a) for a in args], **{k: substitute(v) for k, v in new_kwargs.items()})
+        degree = max(degrees, default=0.0)
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        errs = errors if isinstance(errors, (tuple, list)) else [errors]
+        for o, e in zip(outs, errs):
+            if isinstance(o, Tensor) and isinstance(e, Tensor):
+                if not (_float_like(o) or o.dtype == torch.bool):
+                    e = torch.zeros(o.shape, dtype=F64, device=o.device)
+                self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"))
+
+    def _fallback(self, call: Call) -> tuple[Any, Any, float]:
+        """No rule, no decomposition: rerun in float64 (measuring the op's rounding), propagate input
+        errors to first order by forward-mode AD with a margin, and say so."""
+        func = call.func
+        args64 = tree_map(call.x64, call.args)
+        y64 = func(*args64, **call.kwargs)
+        floats = [i for i, a in enumerate(call.args) if isinstance(a, Tensor) and a.is_floating_point()]
+        errors = [call.e(call.args[i]) for i in floats]
+        propagated: Any = 0.0
+        if any(_nonzero(e) for e in errors):
+            try:
+                def partial(*xs: Tensor) -> Any:
+                    full = list(args64)
+                    for i, x in zip(floats, xs):
+                        full[i] = x
+                    return func(*full, **call.kwargs)
+
+                tangents = tuple(_as_tensor(e, args64[i]) for e, i in zip(errors, floats))
+                _, jvp = torch.func.jvp(partial, tuple(args64[i] for i in floats), tangents)
+                propagated = tree_map(lambda t: FALLBACK_MARGIN * t.abs() if isinstance(t, Tensor) else t, jvp)
+                how = f"forward-mode propagation × {FALLBACK_MARGIN:g}, its rounding measured against float64"
+            except Exception:
+                propagated = tree_map(lambda t: torch.full_like(t, math.inf, dtype=F64) if isinstance(t, Tensor) else t, y64)
+                how = "no propagation possible: bound set to inf downstream"
+        else:
+            how = "its rounding measured against float64 (exact inputs)"
+        self.fallbacks.setdefault(str(func), how)
+        if isinstance(y64, (tuple, list)):
+            props = propagated if isinstance(propagated, (tuple, list)) else [propagated] * len(y64)
+            errs = [(_local(y, TRANSCENDENTAL_ULPS) + p) if isinstance(y, Tensor) and y.is_floating_point() else 0.0 for y, p in zip(y64, props)]
+            return y64, errs, POLYNOMIAL_INF
+        return y64, _local(y64, TRANSCENDENTAL_ULPS) + propagated, POLYNOMIAL_INF
+
+
+def signature(decisions: Iterable[Decision]) -> list[Tensor]:
+    return [d.outcome for d in decisions]
+
+
+def same_decisions(a: list[Decision], b: list[Decision]) -> bool:
+    """Whether two runs took the same discrete decisions (same branch of every comparison, relu, max)."""
+    if len(a) != len(b):
+        return False
+    return all(x.op == y.op and x.outcome.shape == y.outcome.shape and bool(torch.equal(x.outcome, y.outcome))
+               for x, y in zip(a, b))
+
+
+def traced(fn: Callable[..., Any], *args: Any, watch: Iterable[Tensor] = (), exact: bool = False) -> tuple[Any, RunningError]:
+    """Run ``fn(*args)`` under a fresh ``RunningError`` with ``watch`` marked as the variables."""
+    mode = RunningError(exact=exact)
+    mode.watch(*watch)
+    with mode:
+        result = fn(*args)
+    return result, mode
+
+
