@@ -1,7 +1,10 @@
-"""Test configuration for gradcheck itself: ``--device`` and the ``device`` fixture.
+"""Test configuration for gradcheck itself: the default hypothesis profile, ``--device`` and the ``device`` fixture.
 
-Hypothesis profiles come from ``gradcheck.pytest_plugin`` (a pytest entry point); this project's
-own tests default to the quick ``dev`` profile when none is named.
+gradcheck's plugin loads a profile only when one is asked for (``--hypothesis-profile NAME`` or
+``GRADCHECK_PROFILE=NAME``). When none is, this project's own tests run under ``gradcheck-dev``, or
+under ``gradcheck-ci`` where hypothesis has loaded its own ``ci`` profile because it sees a CI
+environment (``CI=...``): hypothesis's ``ci`` keeps 100 examples and the default health checks, too slow
+for these tests. Projects that merely have gradcheck installed keep hypothesis's profiles.
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import settings
 
-from gradcheck.devices import available_devices
-from gradcheck.pytest_plugin import requested_profile
+from _gradcheck_pytestplugin import register_profiles, requested_profile
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,7 +24,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if requested_profile(config) is None:
-        settings.load_profile("dev")
+        register_profiles()
+        settings.load_profile("gradcheck-ci" if settings.get_current_profile_name() == "ci" else "gradcheck-dev")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -35,6 +38,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def device(request: pytest.FixtureRequest) -> str:
     """A device name; a CUDA case skips with the reason where no GPU is available."""
+    from gradcheck.devices import available_devices
+
     name = getattr(request, "param", "cpu")
     if name not in available_devices():
         pytest.skip(f"{name} is not available here: torch.cuda.is_available() is False")

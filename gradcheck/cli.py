@@ -145,14 +145,21 @@ def run_linreg(argv: Sequence[str]) -> int:
     parser.add_argument("--lr", type=_positive(float), default=defaults.lr)
     parser.add_argument("--steps", type=_positive(int), default=defaults.steps)
     parser.add_argument("--batch-size", type=_positive(int), default=defaults.batch_size)
-    parser.add_argument("--out", metavar="DIR", help="write the PNG figures into DIR")
+    parser.add_argument("--out", metavar="DIR", help="write the PNG figures into DIR (needs matplotlib: pip install 'gradcheck[plot]')")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args(argv)
+    if args.out:
+        try:  # before the experiment runs: matplotlib is the optional extra gradcheck[plot]
+            from gradcheck.plot import write_figures
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "matplotlib":
+                raise
+            sys.stderr.write("gradcheck linreg: error: --out draws figures with matplotlib, which is not installed; "
+                             "get it with: pip install 'gradcheck[plot]'\n")
+            return 2
     result = linreg.analyse(linreg.Lesson(seed=args.seed, lr=args.lr, steps=args.steps, batch_size=args.batch_size))
     figures = []
     if args.out:
-        from gradcheck.plot import write_figures
-
         try:
             figures = [str(p) for p in write_figures(result, args.out)]
         except OSError as exc:

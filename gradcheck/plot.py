@@ -1,16 +1,24 @@
-"""Figures of the seed's experiment (matplotlib, Agg backend, PNG)."""
+"""Figures of the seed's experiment (PNG), drawn with matplotlib: the optional extra ``gradcheck[plot]``.
+
+Figures are made with ``matplotlib.figure.Figure`` directly, not pyplot: no backend is chosen or
+switched for the importing process, and nothing is left open.
+"""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+INSTALL_HINT = "pip install 'gradcheck[plot]'"
 
-import torch  # noqa: E402
+try:
+    from matplotlib.figure import Figure
+except ModuleNotFoundError as exc:
+    if exc.name is None or exc.name.split(".")[0] != "matplotlib":
+        raise
+    raise ModuleNotFoundError(f"the figures need matplotlib, which is not installed: {INSTALL_HINT}", name=exc.name) from exc
 
 FIGURES = ("linreg_loss.png", "linreg_fit.png", "linreg_lr_sweep.png")
 
@@ -21,7 +29,8 @@ def _finite(values: list[float]) -> list[float]:
 
 def loss_curves(result: dict, path: Path) -> None:
     runs = result["_runs"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(_finite(runs["manual"].loss), label="hand-derived gradients", linewidth=2)
     ax.plot(_finite(runs["autograd"].loss), label="autograd", linestyle="--")
     ax.set_yscale("log")
@@ -30,14 +39,14 @@ def loss_curves(result: dict, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def data_and_fit(result: dict, path: Path) -> None:
     run = result["_runs"]["manual"]
     x, y = run.x.flatten(), run.y.flatten()
     grid = torch.linspace(0, 20, 50)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.scatter(x[:400], y[:400], s=6, alpha=0.4, label="data (first 400 points)")
     lines = (("true y = 2x + 1", 2.0, 1.0, "-"), (f"fitted after {result['steps']} steps", result["w"], result["b"], "-"),
              ("least squares on the data seen", result["least_squares"]["w"], result["least_squares"]["b"], ":"))
@@ -48,11 +57,11 @@ def data_and_fit(result: dict, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def lr_sweep(result: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for row in result["sweep"]:
         style = "--" if row["diverged"] else "-"
         verdict = "diverged" if row["diverged"] else "converged"
@@ -63,7 +72,6 @@ def lr_sweep(result: dict, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_figures(result: dict, out_dir: str | Path) -> list[Path]:

@@ -77,3 +77,24 @@ def test_console_script_is_installed_with_the_package():
         pytest.skip("the gradcheck console script is installed by 'pip install -e .', which this environment lacks")
     done = subprocess.run([script, "formulas"], capture_output=True, text=True)
     assert done.returncode == 0 and all(rule.formula in done.stdout for rule in RULES)
+
+
+def test_linreg_out_without_matplotlib_says_how_to_get_it(tmp_path):
+    """matplotlib is the optional extra gradcheck[plot]: one line naming it, status 2, before any work."""
+    out = tmp_path / "figures"
+    code = ("import sys\nsys.modules['matplotlib'] = None  # as if not installed\n"
+            "from gradcheck.cli import main\n"
+            f"sys.exit(main(['linreg', '--out', {str(out)!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and len(done.stderr.splitlines()) == 1
+    assert "pip install 'gradcheck[plot]'" in done.stderr and "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_plot_module_without_matplotlib_names_the_extra():
+    code = "import sys\nsys.modules['matplotlib'] = None\nimport gradcheck.plot\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == ("ModuleNotFoundError: the figures need matplotlib, which is not installed: "
+                                            "pip install 'gradcheck[plot]'")
