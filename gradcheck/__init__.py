@@ -12,6 +12,7 @@ from gradcheck.check import (
     check_function,
     check_vjp,
     verify,
+    verify_function,
 )
 from gradcheck.report import Comparison, Problem, Report
 from gradcheck.rules import RULES, Rule, rule_named, unbroadcast
@@ -30,4 +31,5 @@ __all__ = [
     "rule_named",
     "unbroadcast",
     "verify",
+    "verify_function",
 ]

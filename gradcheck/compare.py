@@ -41,7 +41,7 @@ def element_comparison(index: int, name: str, oracle: str, exact: bool, actual: 
     error = (a - expected).abs()
     error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
     error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
-    bound = bound.to(F64).expand(expected.shape)
+    bound = torch.nan_to_num(bound.to(F64), nan=math.inf).expand(expected.shape)  # never a NaN bound
     ratio = error_ratio(error, bound)
     flat = int(torch.argmax(ratio.reshape(-1)))
     where = tuple(int(j) for j in torch.unravel_index(torch.tensor(flat), expected.shape)) if expected.ndim else ()

@@ -81,6 +81,7 @@ class Report:
     exact: bool
     comparisons: list[Comparison] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)  # raw-contract deviations the engine repairs
     notes: list[str] = field(default_factory=list)
     reproducer: str = ""
 
@@ -121,6 +122,7 @@ class Report:
         )
         lines = [head]
         lines += [f"  FAIL {f.describe()}" for f in self.failures]
+        lines += [f"  warning: {w.describe()} (strict=True makes this a failure)" for w in self.warnings]
         if self.ok:
             for oracle in ORACLES:
                 mine = [c for c in self.comparisons if c.oracle == oracle]

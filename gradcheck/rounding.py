@@ -451,6 +451,25 @@ def _mm(c: Call) -> tuple[Any, Any, float]:
     return _matmul_parts(c, A, B, product)
 
 
+@rule(aten.scatter_add.default, aten.scatter_add_.default, aten.index_add.default, aten.index_add_.default)
+def _scatter_add(c: Call) -> tuple[Any, Any, float]:
+    """self plus src added at indices: errors add along the same paths; each output element's
+    rounding is that of a sum of (1 + the number of summands landing on it) terms."""
+    scatter = c.func._overloadpacket in (aten.scatter_add, aten.scatter_add_)
+    base, dim, index, src = c.args[0], c.args[1], c.args[2], c.args[3]
+    alpha = 1 if scatter else c.kwargs.get("alpha", 1)
+    place = (lambda into, values: into.scatter_add(dim, index, values)) if scatter else \
+        (lambda into, values: into.index_add(dim, index, values))
+    b64, s64 = c.x64(base), c.x64(src)
+    y64 = place(b64, alpha * s64)
+    err = place(_as_tensor(c.e(base), b64).clone(), abs(alpha) * _as_tensor(c.e(src), s64))
+    terms = place(torch.ones_like(b64), torch.ones_like(s64))
+    magnitude = place(b64.abs(), abs(alpha) * s64.abs())
+    k = int(terms.max()) if terms.numel() else 1
+    local = 0.0 if c.integers(b64, s64, magnitude) else c.mode.gamma(max(k - 1, 1)) * magnitude + k * TINY64
+    return y64, err + local, max(c.deg(base), c.deg(src))
+
+
 # ---- casts and copies ------------------------------------------------------------------------------
 
 @rule(aten._to_copy.default, aten.clone.default, aten.lift_fresh_copy.default, aten._to_copy.out)
@@ -697,7 +716,7 @@ class RunningError(TorchDispatchMode):
             elif not (o.is_floating_point() or o.is_complex()):
                 total = torch.zeros(o.shape, dtype=F64, device=o.device)
             else:
-                total = e.to(device=o.device, dtype=F64).expand(o.shape)
+                total = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf).expand(o.shape)
                 if o.dtype != F64 and isinstance(y, Tensor):  # the op's own rounding, measured
                     # (the float64 subtraction itself may round down by half an ulp: allowed for)
                     total = total + (o.detach().to(F64) - y.to(o.device)).abs() * (1 + 4 * U64)
