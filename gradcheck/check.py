@@ -268,8 +268,8 @@ def _compare_values(report, reference, args: Arguments, raw, normalized, Gs, mod
     G64 = flatten_outputs(tuple(g.detach().to(F64) for g in Gs if g is not None))
     out64 = call_forward(reference, args.with_tensors(xs), "the reference forward on float64 copies of the inputs")
     if any(not bool(torch.isfinite(o).all()) for o in out64 if o.dtype.is_floating_point):
-        flat_out = flatten_outputs(out64)
-        where = int((~torch.isfinite(flat_out)).nonzero()[0]) if flat_out.ndim else 0
+        flat_out = flatten_outputs(out64).reshape(-1)
+        where = int((~torch.isfinite(flat_out)).nonzero()[0, 0])
         report.problems.append(Problem("overflow", "f finite at these inputs (in float64)",
                                        f"{float(flat_out.reshape(-1)[where])} at flattened output index {where}"))
         return

@@ -185,7 +185,7 @@ def directions(inputs: Sequence[Tensor], movable: Sequence[bool], generator: tor
     total = sum(inputs[i].numel() for i in moving)
     if total == 0:
         return []
-    if total <= FULL_JACOBIAN_MAX_ELEMENTS:
+    if total <= FULL_JACOBIAN_MAX_ELEMENTS and only is None:  # localizing one input needs no coordinates
         found = []
         for i in moving:
             for element in itertools.product(*map(range, inputs[i].shape)):

@@ -33,6 +33,7 @@ point). Boolean tensors carry, instead of an error, where their value is uncerta
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +42,6 @@ import torch
 from torch._decomp import decomposition_table
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_map
-from torch.utils.weak import WeakIdKeyDictionary
 
 from gradcheck.tolerance import gamma, probabilistic_gamma, unit_roundoff
 
@@ -591,6 +591,29 @@ class Decision:
     at_boundary: int
 
 
+class _ByIdentity:
+    """Tensor → Tracked by object identity, the entry dropped when the tensor dies (a plain dict and a
+    weakref: several times cheaper per lookup than ``torch.utils.weak.WeakIdKeyDictionary``)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Tracked]] = {}
+
+    def get(self, t: Tensor) -> Tracked | None:
+        entry = self._entries.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def __setitem__(self, t: Tensor, value: Tracked) -> None:
+        key = id(t)
+        entries = self._entries
+
+        def forget(_: weakref.ref, key: int = key) -> None:
+            current = entries.get(key)
+            if current is not None and current[0]() is None:
+                del entries[key]
+
+        entries[key] = (weakref.ref(t, forget), value)
+
+
 class RunningError(TorchDispatchMode):
     """Trace code, keeping an elementwise error bound for every floating-point tensor it makes.
 
@@ -603,13 +626,19 @@ class RunningError(TorchDispatchMode):
         super().__init__()
         self.exact = exact
         self.probabilistic = probabilistic
-        self._tracked: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._tracked = _ByIdentity()
         self.decisions: list[Decision] = []
         self.fallbacks: dict[str, str] = {}
         self.overflows: list[str] = []
         self.ops = 0
         self._expanding: set[Any] = set()
         self.record_decisions = True  # off for a backward pass, whose comparisons are not f's kinks
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # The mode never runs under torch.compile; wrapping the handler for dynamo would import
+        # torch._dynamo (seconds) on the first op and add a layer to every op.
+        return False
 
     def gamma(self, k: int) -> float:
         """The a-priori constant of a float64 reduction of length k: rigorous ``γ_k``, or the
@@ -730,15 +759,19 @@ class RunningError(TorchDispatchMode):
                         self.overflows.append(f"{func} gave {float(o[overflow].flatten()[0])} in {o.dtype} from finite inputs")
                     total = torch.where(overflow, torch.full_like(total, math.inf), total)
                     total = torch.where(bad & ~overflow, torch.zeros_like(total), total)
-            self._assign(o, total, degree, packet.__name__.endswith("_"))
+            # A fresh tensor: a rule may hand back an input's own error (a copy), which must not alias.
+            self._assign(o, total.clone(memory_format=torch.contiguous_format), degree, packet.__name__.endswith("_"))
 
     def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool) -> None:
         current = self._tracked.get(t)
-        if inplace and current is not None and current.error.shape == error.shape and current.error._base is not None:
-            current.error.copy_(error)  # an in-place op on a view: its base's error changes too
-            current.degree = max(current.degree, degree)
-        else:
-            self._tracked[t] = Tracked(error if error.dtype == torch.bool else error.contiguous(), degree)
+        if inplace and current is not None and current.error.shape == error.shape and current.error.dtype == error.dtype:
+            try:
+                current.error.copy_(error)  # in place, so that if t is a view its base's error changes too
+                current.degree = max(current.degree, degree)
+                return
+            except RuntimeError:  # an expanded (overlapping) error tensor cannot be written in place
+                pass
+        self._tracked[t] = Tracked(error, degree)
 
     def _structural(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
         bool_data = any(isinstance(o, Tensor) and o.dtype == torch.bool for o in tree_flatten(out)[0])
