@@ -6,7 +6,12 @@ VJPs. Printed beside gradcheck's threshold: torch.autograd.gradcheck's on the sa
 functions (wrapped in an autograd.Function, default tolerances), whether each passes the correct,
 unperturbed VJPs, and the ratio of the two thresholds.
 
-    python benches/sensitivity.py [--seeds N]
+A second table: the power of a default check on a correct n×n mm (n = 4 … 256), the smallest
+relative error caught in every input, in float arithmetic and, for the 16-bit dtypes, in exact mode
+(integer operands in {−1, 0, 1}: every partial sum is an integer the dtype holds, so any difference
+at all is a bug).
+
+    python benches/sensitivity.py [--seeds N] [--sizes 4,16,64,256]
 """
 
 from __future__ import annotations
@@ -55,6 +60,24 @@ def threshold(rejects, name, dtype, seeds) -> tuple[float, bool]:
     return math.inf, clean
 
 
+def integer_operands(n: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randint(-1, 2, (n, n), generator=g).to(dtype) for _ in range(2))
+
+
+def mm_power(n: int, dtype: torch.dtype, seeds: int, exact: bool) -> tuple[float, bool]:
+    """Smallest ε caught in both inputs of a default check of n×n mm, and whether correct passes."""
+    rule = rule_named("mm")
+    examples = [(integer_operands if exact else lambda n_, d, s: seeded_operands([(n_, n_)] * 2, d, s))(n, dtype, seed)
+                for seed in range(seeds)]
+    clean = all(gradcheck.check_vjp(rule.forward, rule.vjp, x, exact=exact).ok for x in examples)
+    for epsilon in EPSILONS:
+        if all(not gradcheck.check_vjp(rule.forward, perturbed_vjp(rule.vjp, i, epsilon), x, exact=exact).ok
+               for x in examples for i in range(2)):
+            return epsilon, clean
+    return math.inf, clean
+
+
 def _cell(epsilon: float, clean: bool) -> str:
     return f"{epsilon:.1e}" if clean else "rejects correct"
 
@@ -62,7 +85,22 @@ def _cell(epsilon: float, clean: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--sizes", default="4,16,64,256")
+    parser.add_argument("--only-power", action="store_true", help="print only the n×n mm power table")
     args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(",")]
+    print("power of a default check on a correct n×n mm: smallest relative error caught in both inputs "
+          f"of {min(args.seeds, 2)} seeded examples (target in brackets)")
+    print(f"{'dtype':9} {'target':>7}  " + "  ".join(f"{'n=' + str(n):>10}" for n in sizes) + "   exact mode: " +
+          "  ".join(f"{'n=' + str(n):>10}" for n in sizes))
+    for dtype, target in TARGETS.items():
+        cells = [_cell(*mm_power(n, dtype, min(args.seeds, 2), exact=False)) for n in sizes]
+        exact_cells = [_cell(*mm_power(n, dtype, min(args.seeds, 2), exact=True)) for n in sizes]
+        print(f"{str(dtype).removeprefix('torch.'):9} {target:7.0e}  " + "  ".join(f"{c:>10}" for c in cells) + "                " +
+              "  ".join(f"{c:>10}" for c in exact_cells))
+    if args.only_power:
+        return
+    print()
     print(f"smallest relative error caught in every input of {args.seeds} seeded examples; torch {torch.__version__}")
     header = f"{'dtype':9} {'target':>7}  {'rule':18} {'shapes':28} {'gradcheck':>15} {'torch.autograd.gradcheck':>25} {'torch/ours':>10}"
     print(header)
