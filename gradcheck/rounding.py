@@ -685,7 +685,8 @@ class RunningError(TorchDispatchMode):
             return func(*args, **kwargs)  # integer arithmetic (indices, counts): exact, nothing to track
         known = func in _RULES or packet in _STRUCTURAL or packet in _CREATION
         if func not in self._expanding and (func in _REWRITES or (not known and func not in _KEEP)):
-            result = self._expand(func, args, kwargs)
+            functional_aten = func.namespace == "aten" and not packet.__name__.endswith("_")
+            result = self._shadowed(func, args, kwargs) if functional_aten else self._expand(func, args, kwargs)
             if result is not NotImplemented:
                 return result
         self.ops += 1
@@ -701,6 +702,43 @@ class RunningError(TorchDispatchMode):
         except Exception as exc:  # a rule that cannot handle these arguments must not break the user's code
             self.fallbacks[str(func)] = f"its error rule failed ({type(exc).__name__}: {exc}); bound set to inf"
             self._set_all(out, lambda t: torch.full(t.shape, math.inf, dtype=F64, device=t.device), math.inf)
+        return out
+
+    def _shadowed(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """A composite op computed by its own kernel, as it would be without the mode, and bounded by
+        tracing what it is made of in float64 on the values it received: the output's bound is that
+        trace's bound plus the kernel's measured distance from the float64 result."""
+        def shadow(a: Any) -> Any:
+            if not _float_like(a):
+                return a
+            s = a.detach().to(F64)
+            info = self._tracked.get(a)
+            self._tracked[s] = Tracked(info.error if info is not None else torch.zeros(a.shape, dtype=F64, device=a.device),
+                                       info.degree if info is not None else 0.0)
+            return s
+
+        shadow_args, shadow_kwargs = tree_map(shadow, args), tree_map(shadow, kwargs)
+        if func in (aten._softmax.default, aten._log_softmax.default):
+            shadow_args = (*shadow_args[:2], False)  # half_to_float means nothing in float64
+        try:
+            result64 = self._expand(func, shadow_args, shadow_kwargs)
+        except Exception:  # noqa: BLE001 - a decomposition that cannot run in float64: trace it as it is
+            return self._expand(func, args, kwargs)
+        if result64 is NotImplemented:
+            return NotImplemented
+        out = func(*args, **kwargs)
+        for o, s in zip(tree_flatten(out)[0], tree_flatten(result64)[0]):
+            if not isinstance(o, Tensor) or not isinstance(s, Tensor):
+                continue
+            info = self._tracked.get(s)
+            if o.dtype == torch.bool:
+                self._assign(o, info.error.to(torch.bool) if info is not None else torch.zeros(o.shape, dtype=torch.bool), 0.0, False)
+            elif _float_like(o):
+                # untracked: made without floating arithmetic the mode saw (constants, integer work): exact
+                error = info.error if info is not None else torch.zeros(o.shape, dtype=F64)
+                measured = (o.detach().to(F64) - s.to(o.device)).abs().nan_to_num(nan=0.0, posinf=0.0) * (1 + 4 * U64)
+                self._assign(o, (error.to(o.device).expand(o.shape) + measured).contiguous(),
+                             info.degree if info is not None else POLYNOMIAL_INF, False)
         return out
 
     def _expand(self, func: Any, args: tuple, kwargs: dict) -> Any:
