@@ -20,7 +20,8 @@ from gradcheck.tolerance import gamma
 Tensor = torch.Tensor
 REFERENCE_DTYPE = torch.float64
 FULL_JACOBIAN_MAX_ELEMENTS = 8  # up to this many input elements in all, one probe per element (localizes)
-RANDOM_PROBES = 2  # above it, this many joint random directions across every input
+RANDOM_PROBES = 2  # above it, this many joint random directions across every input …
+LARGE_INPUT_ELEMENTS = 1 << 16  # … and one alone past this many elements, where a probe costs two full forwards
 DIRECTION_QUANTUM = 16  # directions are multiples of 1/16 in [-4, 4], so x ± h·v and x ± 2h·v are exact
 
 
@@ -193,6 +194,7 @@ def directions(inputs: Sequence[Tensor], movable: Sequence[bool], generator: tor
                 v[element] = 1.0
                 found.append((tuple(v if j == i else None for j in range(len(inputs))), (i, element)))
         return found
+    count = 1 if total > LARGE_INPUT_ELEMENTS else count
     return [(tuple(random_direction(inputs[j], generator, exact) if j in moving else None for j in range(len(inputs))), None)
             for _ in range(count)]
 
