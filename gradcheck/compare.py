@@ -41,7 +41,7 @@ def element_comparison(index: int, name: str, oracle: str, exact: bool, actual: 
     error = (a - expected).abs()
     error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
     error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
-    bound = torch.nan_to_num(bound.to(F64), nan=math.inf).expand(expected.shape)  # never a NaN bound
+    bound = torch.nan_to_num(bound.to(F64), nan=math.inf, posinf=math.inf).expand(expected.shape)  # never a NaN bound
     ratio = error_ratio(error, bound)
     flat = int(torch.argmax(ratio.reshape(-1)))
     where = tuple(int(j) for j in torch.unravel_index(torch.tensor(flat), expected.shape)) if expected.ndim else ()
@@ -64,7 +64,7 @@ def _relative(error: float, value: float) -> float:
 
 def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence[Tensor | None],
                      errors: Sequence[Tensor], probes: Sequence[Probe]) -> Comparison:
-    """The adjoint identity along each probe: ``weight·⟨manual, δ⟩`` against the difference of φ.
+    """The adjoint identity along each probe: ``⟨manual, δ⟩`` against the difference of φ.
     Errors are expressed per unit step. Probes that crossed a kink are skipped (and said so)."""
     rows = []
     kinks = 0
@@ -84,14 +84,15 @@ def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence
             count += d.numel()
         integer = exact and float(lhs).is_integer() and magnitude < 2.0**53
         dot_rounding = 0.0 if integer else gamma(max(count, 1), F64) * magnitude
-        allowed = p.weight * (allowed_terms + dot_rounding) + p.error
-        error = abs(p.weight * lhs - p.difference) if math.isfinite(lhs) else math.inf
+        allowed = allowed_terms + dot_rounding + p.error
+        allowed = math.inf if math.isnan(allowed) else allowed
+        error = abs(lhs - p.difference) if math.isfinite(lhs) else math.inf
         if not math.isfinite(p.difference) and not math.isfinite(allowed):
             error = 0.0
         ratio = float(error_ratio(torch.tensor(error, dtype=F64), torch.tensor(allowed, dtype=F64)))
         scale = step_scale(p)
         where = f"{p.element[1]}" if p.element is not None else f"probe {k}"
-        rows.append((ratio, error / scale, allowed / scale, p.weight * lhs / scale, p.difference / scale, where))
+        rows.append((ratio, error / scale, allowed / scale, lhs / scale, p.difference / scale, where))
     if not rows:
         note = "every probe crossed a kink" if kinks else "-"
         return Comparison(index, name, "finite_differences", exact, 0.0, 0.0, note, math.nan, math.nan, 0.0, 0.0,

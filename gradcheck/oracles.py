@@ -120,10 +120,15 @@ class Phi:
     decisions: list[Decision]
 
 
-def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *, exact: bool) -> Phi:
-    """Evaluate φ under the error model: ``Σ |G|·E_f`` plus the rounding of the final dot product."""
+def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *, exact: bool,
+        lost: Sequence[Tensor] | None = None) -> Phi:
+    """Evaluate φ under the error model: ``Σ |G|·E_f`` plus the rounding of the final dot product;
+    ``lost``: how far each input element is from the exact point meant (an input error)."""
     mode = RunningError(exact=exact)
     mode.watch(*point)
+    for t, e in zip(point, lost or ()):
+        if bool(e.any()):
+            mode.set_error(t, e)
     with torch.no_grad(), mode:
         out = f(*point)
     out64 = out.detach().to(REFERENCE_DTYPE)
@@ -141,14 +146,15 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
 @dataclass(frozen=True)
 class Probe:
     """One finite-difference test of the adjoint identity along a step ``delta`` (one tensor per input,
-    ``None`` where that input does not move): ``weight·⟨∇φ, delta⟩ ≈ difference`` within ``error``.
+    ``None`` where that input does not move): ``⟨∇φ, delta⟩ ≈ difference`` within ``error``.
 
-    ``weight`` is 1 for a plain central difference ``φ(x + δ/2) − φ(x − δ/2)`` and 6 for the
-    Richardson combination ``8·D(h) − D(2h)`` used when ``f`` is not known to be at most quadratic
-    along the step (exact for polynomials of degree ≤ 4). ``crossed_kink``: the two ends took
-    different discrete decisions (relu's side, a comparison), so ``f`` is not smooth along the step
-    and the probe says nothing about the gradient. ``element`` names the input element of a
-    coordinate probe."""
+    A plain central difference ``φ(x₊) − φ(x₋)`` has ``delta = x₊ − x₋`` as realized in float64
+    (``weight`` 1). When ``f`` is not known to be at most quadratic along the step, the Richardson
+    combination ``8·D(h) − D(2h)`` is used, exact for polynomials of degree ≤ 4, with ``delta`` the same
+    combination of the realized steps, about 6 single steps (``weight`` 6, used to express errors per
+    unit step). ``crossed_kink``: the ends took different discrete decisions (relu's side, a
+    comparison), so ``f`` is not smooth along the step and the probe says nothing about the gradient.
+    ``element`` names the input element of a coordinate probe."""
 
     delta: tuple[Tensor | None, ...]
     difference: float
@@ -199,8 +205,33 @@ def directions(inputs: Sequence[Tensor], movable: Sequence[bool], generator: tor
             for _ in range(count)]
 
 
-def _shifted(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor], factor: float) -> list[Tensor]:
-    return [x if v is None else x + factor * h * v for x, v, h in zip(inputs, direction, steps)]
+def _two_sum_error(a: Tensor, b: Tensor, s: Tensor) -> Tensor:
+    """The exact rounding error of ``s = fl(a + b)``: ``a + b = s + e`` (Knuth's TwoSum)."""
+    b_virtual = s - a
+    return (a - (s - b_virtual)) + (b - b_virtual)
+
+
+def _shifted(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
+             factor: float) -> tuple[list[Tensor], list[Tensor]]:
+    """The point ``x + factor·h·v`` as float64 holds it, and how far each element is from the exact
+    point (``x + h·v`` rounds where it crosses a power of two); φ is traced with that as input error."""
+    points, lost = [], []
+    for x, v, h in zip(inputs, direction, steps):
+        if v is None:
+            points.append(x)
+            lost.append(torch.zeros_like(x))
+            continue
+        step = factor * h * v  # exact: a power of two times a multiple of 1/16
+        s = x + step
+        points.append(s)
+        lost.append(_two_sum_error(x, step, s).abs())
+    return points, lost
+
+
+def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
+            factor: float, cotangent: Tensor, exact: bool) -> Phi:
+    point, lost = _shifted(inputs, direction, steps, factor)
+    return phi(f, point, cotangent, exact=exact, lost=lost)
 
 
 def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
@@ -208,22 +239,22 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
     """A central difference along ``direction``; Richardson-extrapolated unless the traced forward
     shows ``f`` at most quadratic in the moving inputs."""
     steps = [_steps(x, exact) for x in inputs]
-    delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))
-    plus, minus = (phi(f, _shifted(inputs, direction, steps, s), cotangent, exact=exact) for s in (1.0, -1.0))
+    delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))  # exact: h a power of two
+    plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact) for s in (1.0, -1.0))
     d1 = plus.value - minus.value
     e1 = plus.error + minus.error
     degree = max(plus.degree, minus.degree)
     kink = not same_decisions(plus.decisions, minus.decisions)
     if degree <= 2:
         return Probe(delta, d1, 1.0, e1 + _subtraction(d1, exact), element, kink, degree)
-    plus2, minus2 = (phi(f, _shifted(inputs, direction, steps, s), cotangent, exact=exact) for s in (2.0, -2.0))
+    plus2, minus2 = (_phi_at(f, inputs, direction, steps, s, cotangent, exact) for s in (2.0, -2.0))
     d2 = plus2.value - minus2.value
     kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
-    combined = 8 * d1 - d2  # = 6·⟨∇φ, delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4
+    combined = 8 * d1 - d2  # = ⟨∇φ, 6·delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4
     error = 8 * e1 + plus2.error + minus2.error + _subtraction(combined, exact) * 3
     if not degree <= 4:  # smooth f: the gap between the O(h²) and O(h⁴) estimates bounds the latter's error
         error += abs(combined - 6 * d1)
-    return Probe(delta, combined, 6.0, error, element, kink, degree)
+    return Probe(tuple(None if d is None else 6 * d for d in delta), combined, 6.0, error, element, kink, degree)
 
 
 def _subtraction(value: float, exact: bool) -> float:
@@ -243,4 +274,4 @@ def finite_difference_probes(f: Callable[..., Tensor], inputs: Sequence[Tensor],
 def step_scale(p: Probe) -> float:
     """Length of a probe's step, to express its error in gradient units."""
     lengths = [float(d.abs().max()) for d in p.delta if d is not None and d.numel()]
-    return max(lengths, default=1.0) * p.weight
+    return max(lengths, default=1.0)

@@ -63,6 +63,7 @@ class Tracked:
 
     error: Tensor
     degree: float
+    opaque: bool = False  # made outside torch (numpy, a list) and only moved or copied since: not traced
 
 
 @dataclass
@@ -227,7 +228,7 @@ def _monotone(fn: Callable[[Tensor], Tensor], ulps: float, pole_at_zero: bool = 
         y64 = fn(x64)
         if _nonzero(e):
             spread = torch.maximum((fn(x64 + e) - y64).abs(), (fn(x64 - e) - y64).abs())
-            spread = torch.nan_to_num(spread, nan=math.inf)
+            spread = torch.nan_to_num(spread, nan=math.inf, posinf=math.inf)
             if pole_at_zero:
                 spread = _inf_where(e >= x64.abs(), spread)
         else:
@@ -275,7 +276,7 @@ def _pow(c: Call) -> tuple[Any, Any, float]:
         ax = x64.abs()
         low = (ax - e).clamp(min=0)
         spread = torch.maximum(((ax + e).pow(p) - ax.pow(p)).abs(), (low.pow(p) - ax.pow(p)).abs())
-        spread = torch.nan_to_num(spread, nan=math.inf)
+        spread = torch.nan_to_num(spread, nan=math.inf, posinf=math.inf)
         if p < 0:
             spread = _inf_where(e >= ax, spread)
     degree = c.deg(x) * p if p >= 0 and p.is_integer() else (0.0 if c.deg(x) == 0 else POLYNOMIAL_INF)
@@ -485,7 +486,7 @@ def _scatter_add(c: Call) -> tuple[Any, Any, float]:
 
 # ---- casts and copies ------------------------------------------------------------------------------
 
-@rule(aten._to_copy.default, aten.clone.default, aten.lift_fresh_copy.default, aten._to_copy.out)
+@rule(aten._to_copy.default, aten.clone.default, aten._to_copy.out)
 def _copy(c: Call) -> tuple[Any, Any, float]:
     x = c.args[0]
     return c.x64(x), _as_tensor(c.e(x), c.x64(x)) if x.is_floating_point() else torch.zeros(x.shape, dtype=F64), c.deg(x)
@@ -507,7 +508,7 @@ for _name in (
     "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "squeeze", "unsqueeze", "slice",
     "select", "as_strided", "alias", "detach", "flip", "roll", "repeat", "cat", "stack", "gather", "index_select",
     "index", "diagonal", "narrow", "split", "split_with_sizes", "unbind", "chunk", "movedim", "unfold",
-    "_reshape_alias", "lift_fresh", "masked_fill", "masked_fill_", "constant_pad_nd", "index_put", "index_put_",
+    "_reshape_alias", "masked_fill", "masked_fill_", "constant_pad_nd", "index_put", "index_put_",
     "scatter", "scatter_", "take", "tril", "triu", "fill_", "zero_", "view_as_real", "view_as_complex", "contiguous",
     "expand_copy", "permute_copy", "view_copy", "t_copy", "transpose_copy", "slice_copy", "select_copy",
     "squeeze_copy", "unsqueeze_copy", "alias_copy", "unbind_copy", "split_copy", "diagonal_copy", "detach_",
@@ -541,6 +542,12 @@ _METADATA = {
     aten.argmax.default, aten.argmin.default, aten.nonzero.default, aten.sort.default, aten.argsort.default,
     aten.topk.default,
 }
+# Tensors made from outside torch (torch.tensor(array), from a list) are opaque until arithmetic the
+# mode sees uses them: a gradient computed in numpy and handed back is not traced, not exact.
+_FROM_OUTSIDE = {aten.lift_fresh, aten.lift_fresh_copy}
+if hasattr(aten, "_has_same_storage_numel"):
+    _METADATA.add(aten._has_same_storage_numel.default)
+
 # Decompositions that would make things worse: these have rules or are meant to run as they are.
 _KEEP = {aten.clone.default, aten._to_copy.default, aten.copy_.default, aten.relu.default, aten.where.self,
          aten.mean.dim, aten.mean.default, aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default,
@@ -665,13 +672,18 @@ class RunningError(TorchDispatchMode):
             if isinstance(t, Tensor):
                 self._tracked[t] = Tracked(torch.zeros(t.shape, dtype=F64, device=t.device), degree)
 
+    def set_error(self, t: Tensor, error: Tensor) -> None:
+        """Declare an input known only to within ``error`` (elementwise)."""
+        info = self._tracked.get(t)
+        self._tracked[t] = Tracked(error.to(F64).expand(t.shape).clone(), info.degree if info is not None else 1.0)
+
     def info(self, t: Tensor) -> Tracked | None:
         return self._tracked.get(t)
 
     def error(self, t: Tensor) -> Tensor | None:
         """The bound on ``|t − exact|``; None for a tensor this mode never saw made (not traced)."""
         info = self._tracked.get(t)
-        return None if info is None else info.error.to(t.device)
+        return None if info is None or info.opaque else info.error.to(t.device)
 
     def degree(self, t: Tensor) -> float:
         info = self._tracked.get(t)
@@ -692,10 +704,14 @@ class RunningError(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in _METADATA or func is torch.ops.prim.device.default:
             return func(*args, **kwargs)
+        if func._overloadpacket in _FROM_OUTSIDE:
+            out = func(*args, **kwargs)
+            self._tracked[out] = Tracked(torch.zeros(out.shape, dtype=F64, device=out.device), 0.0, opaque=True)
+            return out
         packet = func._overloadpacket
-        if not any(_float_like(t) or (isinstance(t, Tensor) and t.dtype == torch.bool)
-                   for t in tree_flatten((args, kwargs))[0]):
-            return func(*args, **kwargs)  # integer arithmetic (indices, counts): exact, nothing to track
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)]
+        if not any(_float_like(t) or t.dtype == torch.bool for t in tensors) or any(t.device.type == "meta" for t in tensors):
+            return func(*args, **kwargs)  # integer arithmetic (indices, counts), or no values: nothing to track
         known = func in _RULES or packet in _STRUCTURAL or packet in _CREATION
         if func not in self._expanding and (func in _REWRITES or (not known and func not in _KEEP)):
             functional_aten = func.namespace == "aten" and not packet.__name__.endswith("_")
@@ -733,11 +749,15 @@ class RunningError(TorchDispatchMode):
         shadow_args, shadow_kwargs = tree_map(shadow, args), tree_map(shadow, kwargs)
         if func in (aten._softmax.default, aten._log_softmax.default):
             shadow_args = (*shadow_args[:2], False)  # half_to_float means nothing in float64
+        known_fallbacks = dict(self.fallbacks)
         try:
             result64 = self._expand(func, shadow_args, shadow_kwargs)
         except Exception:  # noqa: BLE001 - a decomposition that cannot run in float64: trace it as it is
             return self._expand(func, args, kwargs)
         if result64 is NotImplemented:
+            return NotImplemented
+        if any(k not in known_fallbacks and "no propagation" in v for k, v in self.fallbacks.items()):
+            self.fallbacks = known_fallbacks  # its parts are worse than the op itself: fall back on the op
             return NotImplemented
         out = func(*args, **kwargs)
         for o, s in zip(tree_flatten(out)[0], tree_flatten(result64)[0]):
@@ -796,7 +816,7 @@ class RunningError(TorchDispatchMode):
             elif not (o.is_floating_point() or o.is_complex()):
                 total = torch.zeros(o.shape, dtype=F64, device=o.device)
             else:
-                total = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf).expand(o.shape)
+                total = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
                 if o.dtype != F64 and isinstance(y, Tensor):  # the op's own rounding, measured
                     # (the float64 subtraction itself may round down by half an ulp: allowed for)
                     total = total + (o.detach().to(F64) - y.to(o.device)).abs() * (1 + 4 * U64)
@@ -809,9 +829,14 @@ class RunningError(TorchDispatchMode):
                     if bool(overflow.any()) and all(bool(torch.isfinite(t).all()) for t in call.tensors() if t.is_floating_point()):
                         self.overflows.append(f"{func} gave {float(o[overflow].flatten()[0])} in {o.dtype} from finite inputs")
                     total = torch.where(overflow, torch.full_like(total, math.inf), total)
-                    total = torch.where(bad & ~overflow, torch.zeros_like(total), total)
+                    # non-finite in float64 too: nothing measured, but an unbounded input stays unbounded
+                    propagated = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
+                    total = torch.where(bad & ~overflow, propagated, total)
             # A fresh tensor: a rule may hand back an input's own error (a copy), which must not alias.
             self._assign(o, total.clone(memory_format=torch.contiguous_format), degree, packet.__name__.endswith("_"))
+            source = self._tracked.get(args[0]) if args and isinstance(args[0], Tensor) else None
+            if packet in (aten._to_copy, aten.clone) and source is not None and source.opaque:
+                self._tracked.get(o).opaque = True  # a copy of something made outside torch
 
     def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool) -> None:
         current = self._tracked.get(t)
@@ -842,8 +867,15 @@ class RunningError(TorchDispatchMode):
         new_kwargs = {k: (v if k not in ("dtype",) else (torch.bool if bool_data else F64)) for k, v in kwargs.items()}
         if "value" in new_kwargs and not isinstance(new_kwargs["value"], Tensor):
             new_kwargs["value"] = 0
-        errors = func(*[substitute(a) for a in args], **{k: substitute(v) for k, v in new_kwargs.items()})
+        def substitute_all(a: Any) -> Any:  # tensors inside lists too (cat, stack, index)
+            if isinstance(a, (list, tuple)) and any(isinstance(v, Tensor) for v in a):
+                return type(a)(substitute(v) if isinstance(v, Tensor) else v for v in a)
+            return substitute(a)
+
+        errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
         degree = max(degrees, default=0.0)
+        sources = [self._tracked.get(a) for a in tree_flatten(args)[0] if isinstance(a, Tensor) and _float_like(a)]
+        opaque = bool(sources) and all(info is not None and info.opaque for info in sources)
         outs = out if isinstance(out, (tuple, list)) else [out]
         errs = errors if isinstance(errors, (tuple, list)) else [errors]
         for o, e in zip(outs, errs):
@@ -851,6 +883,8 @@ class RunningError(TorchDispatchMode):
                 if not (_float_like(o) or o.dtype == torch.bool):
                     e = torch.zeros(o.shape, dtype=F64, device=o.device)
                 self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"))
+                if opaque:
+                    self._tracked.get(o).opaque = True
 
     def _fallback(self, call: Call) -> tuple[Any, Any, float]:
         """No rule, no decomposition: rerun in float64 (measuring the op's rounding), propagate input
@@ -862,20 +896,26 @@ class RunningError(TorchDispatchMode):
         errors = [call.e(call.args[i]) for i in floats]
         propagated: Any = 0.0
         if any(_nonzero(e) for e in errors):
-            try:
-                def partial(*xs: Tensor) -> Any:
-                    full = list(args64)
-                    for i, x in zip(floats, xs):
-                        full[i] = x
-                    return func(*full, **call.kwargs)
+            # The change of the op when every input moves by its error, one way and the other (exact for
+            # monotone elementwise ops; to first order otherwise), times a margin.
+            moved = []
+            for sign in (1.0, -1.0):
+                shifted = list(args64)
+                for i, e in zip(floats, errors):
+                    shifted[i] = args64[i] + sign * _as_tensor(e, args64[i])
+                moved.append(func(*shifted, **call.kwargs))
 
-                tangents = tuple(_as_tensor(e, args64[i]) for e, i in zip(errors, floats))
-                _, jvp = torch.func.jvp(partial, tuple(args64[i] for i in floats), tangents)
-                propagated = tree_map(lambda t: FALLBACK_MARGIN * t.abs() if isinstance(t, Tensor) else t, jvp)
-                how = f"forward-mode propagation × {FALLBACK_MARGIN:g}, its rounding measured against float64"
-            except Exception:
-                propagated = tree_map(lambda t: torch.full_like(t, math.inf, dtype=F64) if isinstance(t, Tensor) else t, y64)
-                how = "no propagation possible: bound set to inf downstream"
+            def spread(y: Any, up: Any, down: Any) -> Any:
+                if not isinstance(y, Tensor) or not y.is_floating_point():
+                    return 0.0
+                change = torch.maximum((up - y).abs(), (down - y).abs())
+                return FALLBACK_MARGIN * torch.nan_to_num(change, nan=math.inf, posinf=math.inf)
+
+            if isinstance(y64, (tuple, list)):
+                propagated = [spread(y, u, d) for y, u, d in zip(y64, moved[0], moved[1])]
+            else:
+                propagated = spread(y64, moved[0], moved[1])
+            how = f"propagation by moving its inputs by their errors, × {FALLBACK_MARGIN:g}; its rounding measured against float64"
         else:
             how = "its rounding measured against float64 (exact inputs)"
         self.fallbacks.setdefault(str(func), how)

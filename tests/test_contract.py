@@ -131,3 +131,22 @@ def test_large_inputs_are_saved_to_a_file_the_replay_loads():
     report = gradcheck.check_vjp(torch.mm, lambda A, B, G: (G @ B.mT * 2, A.mT @ G), (A, B))
     assert "torch.load(" in report.reproducer and "saved['t0']" in report.reproducer
     assert len(report.reproducer) < 4000  # not every element as a literal
+
+
+def test_tensors_inside_list_arguments_carry_their_errors():
+    """torch.stack / torch.cat take lists: a wrong VJP written through them is still caught."""
+    A, B = torch.randn(3, 4, generator=_gen()), torch.randn(4, 2, generator=_gen(1))
+    assert not gradcheck.check_vjp(torch.mm, lambda A, B, G: (torch.stack([G, G])[0] @ B.mT * 1.5, A.mT @ G), (A, B)).ok
+    assert not gradcheck.check_vjp(torch.mm, lambda A, B, G: (torch.cat([G * 1.5]) @ B.mT, A.mT @ G), (A, B)).ok
+    assert gradcheck.check_vjp(torch.mm, lambda A, B, G: (torch.cat([G, G], 1)[:, :2] @ B.mT, A.mT @ G), (A, B)).ok
+
+
+def test_a_gradient_computed_in_numpy_is_not_taken_for_exact():
+    A, B = torch.randn(3, 4, generator=_gen()), torch.randn(4, 2, generator=_gen(1))
+
+    def numpy_vjp(A, B, G):
+        return torch.tensor(G.numpy() @ B.numpy().T), torch.from_numpy(A.numpy().T @ G.numpy())
+
+    report = gradcheck.check_vjp(torch.mm, numpy_vjp, (A, B))
+    assert report.ok, str(report)
+    assert any("not visible to the error model for input0, input1" in note for note in report.notes)
