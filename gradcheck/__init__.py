@@ -14,6 +14,7 @@ from gradcheck.check import (
     verify,
     verify_function,
 )
+from gradcheck.forward import assert_jvp, check_function_jvp, check_hvp, check_jvp, verify_jvp
 from gradcheck.report import Comparison, Problem, Report
 from gradcheck.rules import RULES, Rule, rule_named, unbroadcast
 
@@ -25,11 +26,16 @@ __all__ = [
     "Problem",
     "Report",
     "Rule",
+    "assert_jvp",
     "assert_vjp",
     "check_function",
+    "check_function_jvp",
+    "check_hvp",
+    "check_jvp",
     "check_vjp",
     "rule_named",
     "unbroadcast",
     "verify",
+    "verify_jvp",
     "verify_function",
 ]

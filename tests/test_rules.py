@@ -82,3 +82,50 @@ def test_addmm_finite_difference_bound_survives_cancelling_terms():
     report = gradcheck.check_vjp(rule.forward, rule.vjp, inputs, cotangent=G, **rule.check_options())
     assert report.ok, str(report)
     assert report.worst_ratio("finite_differences") > 0
+
+
+# ---- forward mode: each rule's JVP ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATING_DTYPES, ids=str)
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_jvp_matches_oracles(rule, dtype, device):
+    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(dtype=dtype, device=device), **rule.check_options())
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_jvp_is_exact_on_integers(rule, device):
+    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(device=device, exact=True), exact=True, **rule.check_options())
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+@given(data=st.data())
+def test_rule_jvp_is_the_adjoint_of_its_vjp(rule, data):
+    """⟨G, J·v⟩ = Σ_i ⟨(Jᵀ·G)_i, v_i⟩: the table's two directions describe one derivative."""
+    inputs = data.draw(rule.operands(dtype=torch.float64, device="cpu"), label="inputs")
+    generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="seed"))
+    tangents = [torch.randn(t.shape, generator=generator, dtype=torch.float64) for t in inputs]
+    out = rule(*inputs)
+    G = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+    forward_terms = G * rule.jvp(*inputs, *tangents)
+    backward_terms = [g * v for g, v in zip(rule.vjp(*inputs, G), tangents) if g is not None]
+    scale = float(forward_terms.abs().sum()) + sum(float(t.abs().sum()) for t in backward_terms)
+    difference = float(forward_terms.sum()) - sum(float(t.sum()) for t in backward_terms)
+    assert abs(difference) <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_rule_documents_its_jvp(rule):
+    assert rule.jvp_formula.startswith("d") and "=" in rule.jvp_formula
+    assert rule.jvp.__doc__ and len(rule.jvp.__doc__.strip()) > 15, "the derivation belongs in the jvp's docstring"
+
+
+def test_seed_hessian_by_hand():
+    """The seed's numbers: x = (1, 2, 3), so Σx² = 14, Σx = 6, n = 3 and H = [[14, 6], [6, 3]]."""
+    from gradcheck.rules import hessian_vector_product
+
+    x = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    y, w, b = torch.zeros(3, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    for v_w, v_b, expected in [(1.0, 0.0, (14.0, 6.0)), (0.0, 1.0, (6.0, 3.0)), (2.0, -1.0, (22.0, 9.0))]:
+        hv_w, hv_b = hessian_vector_product(x, y, w, b, torch.tensor([[v_w]], dtype=torch.float64),
+                                            torch.tensor([[v_b]], dtype=torch.float64))
+        assert (hv_w.item(), hv_b.item()) == expected and hv_w.shape == (1, 1) and hv_b.shape == (1, 1)
