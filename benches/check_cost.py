@@ -83,15 +83,15 @@ def main() -> None:
             G = torch.randn(n, n, dtype=dtype)
             leaves = tuple(t.clone().requires_grad_() for t in (A, B))
 
-            def anchor() -> None:
+            def anchor(leaves: tuple = leaves, G: torch.Tensor = G) -> None:
                 torch.autograd.grad(torch.mm(*leaves), leaves, G)
 
             base = best_of(args.repeat, anchor)
-            ours = best_of(args.repeat, lambda: gradcheck.check_vjp(torch.mm, mm_vjp, (A, B)))
+            ours = best_of(args.repeat, lambda A=A, B=B: gradcheck.check_vjp(torch.mm, mm_vjp, (A, B)))
             function = as_function(torch.mm, mm_vjp).apply
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                theirs = best_of(args.repeat, lambda: torch.autograd.gradcheck(
+                theirs = best_of(args.repeat, lambda function=function, leaves=leaves: torch.autograd.gradcheck(
                     function, leaves, fast_mode=True, raise_exception=False))
             memory = "-"
             if not args.no_memory:

@@ -474,7 +474,7 @@ def check_hvp(loss: Callable[..., Tensor], hvp: Callable[..., Any], inputs: Sequ
 
 def defines_jvp(function: type[torch.autograd.Function]) -> bool:
     """Whether a Function implements forward mode (its own ``jvp``, not the base class's)."""
-    return getattr(function, "jvp", None) is not getattr(torch.autograd.Function, "jvp")
+    return getattr(function, "jvp", None) is not torch.autograd.Function.jvp
 
 
 def check_function_jvp(function: type[torch.autograd.Function], inputs: Sequence[Any], **options: Any) -> Report:

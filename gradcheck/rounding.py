@@ -545,6 +545,7 @@ _METADATA = {
 # Tensors made from outside torch (torch.tensor(array), from a list) are opaque until arithmetic the
 # mode sees uses them: a gradient computed in numpy and handed back is not traced, not exact.
 _FROM_OUTSIDE = {aten.lift_fresh, aten.lift_fresh_copy}
+_FILLS = {aten.fill_, aten.masked_fill, aten.masked_fill_, aten.constant_pad_nd}
 if hasattr(aten, "_has_same_storage_numel"):
     _METADATA.add(aten._has_same_storage_numel.default)
 
@@ -860,8 +861,9 @@ class RunningError(TorchDispatchMode):
                     info = Tracked(torch.zeros(a.shape, dtype=torch.bool if a.dtype == torch.bool else F64, device=a.device), 0.0)
                     self._tracked[a] = info
                 return info.error
-            if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool) and func._overloadpacket in (aten.fill_, aten.masked_fill, aten.masked_fill_, aten.constant_pad_nd) and a is args[-1]):
-                return 0.0 if isinstance(a, float) else 0
+            fill_value = func._overloadpacket in _FILLS and a is args[-1]
+            if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool) and fill_value):
+                return 0.0 if isinstance(a, float) else 0  # a filled-in constant is exact
             return a
 
         new_kwargs = {k: (v if k not in ("dtype",) else (torch.bool if bool_data else F64)) for k, v in kwargs.items()}

@@ -11,8 +11,8 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 import gradcheck
-from gradcheck.forward import _tangents, defines_jvp, finite_differences
 from gradcheck.arguments import validate_inputs
+from gradcheck.forward import _tangents, defines_jvp, finite_differences
 from gradcheck.rules import hessian_vector_product, linear_regression_loss, rule_named, unbroadcast
 from gradcheck.tolerance import FLOATING_DTYPES
 

@@ -5,8 +5,8 @@ traceback from inside the harness."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -56,7 +56,8 @@ class Case:
 
 BACKWARD_CASES = [
     Case("too few gradients", lambda A, B, G: mm_vjp(A, B, G)[:1], words=("count", "expected 2 gradients", "got 1")),
-    Case("too many gradients", lambda A, B, G: (*mm_vjp(A, B, G), A), words=("count", "expected 2 gradients, or trailing Nones", "got 3", "Tensor at position 2")),
+    Case("too many gradients", lambda A, B, G: (*mm_vjp(A, B, G), A),
+         words=("count", "expected 2 gradients, or trailing Nones", "got 3", "Tensor at position 2")),
     Case("wrong shape", _second(lambda A, B, G, dB: dB.mT), words=("input 1 (B)", "shape", "expected (2, 4)", "got (4, 2)")),
     Case("broadcastable wrong shape (a missing Σ)", _second(lambda A, B, G, dB: dB.unsqueeze(0).expand(3, 2, 4)),
          words=("input 1 (B)", "shape", "expected (2, 4)", "got (3, 2, 4)")),

@@ -24,7 +24,7 @@ SEEDS = range(4)
 
 
 def _cases():
-    for name, shapes in SHAPES.items():
+    for name in SHAPES:
         for dtype in TARGETS:
             yield pytest.param(name, dtype, id=f"{name}-{str(dtype).removeprefix('torch.')}")
 
