@@ -1,6 +1,7 @@
 """``python -m gradcheck`` (or ``gradcheck``): the verification report, the formula table, the seed's experiment.
 
-    gradcheck [--rules R,..] [--device D,..] [--dtype T,..] [--examples N] [--json PATH]
+    gradcheck [--rules R,..] [--device D,..] [--dtype T,..] [--examples N] [--max-side N] [--jobs N]
+              [--derandomize] [--json PATH]
     gradcheck formulas [--markdown]
     gradcheck linreg [--seed S] [--lr LR] [--steps N] [--batch-size B] [--out DIR] [--json]
 """
@@ -18,7 +19,8 @@ from tqdm import tqdm
 
 from gradcheck.devices import available_devices
 from gradcheck.rules import RULES, Rule
-from gradcheck.survey import Row, survey
+from gradcheck.strategies import MAX_SIDE_ENV, default_max_side
+from gradcheck.survey import Row, survey, unsendable
 from gradcheck.tolerance import FLOATING_DTYPES
 
 DTYPES = {str(d).removeprefix("torch."): d for d in FLOATING_DTYPES}
@@ -45,16 +47,17 @@ def _choices(kind: str, known: Sequence[str]):
     return parse
 
 
-def _positive(kind: type):
-    """An argparse type: a positive (finite) int or float, with a one-line message otherwise."""
+def _positive(kind: type, *, zero: bool = False):
+    """An argparse type: a positive (finite) int or float (or zero, when allowed), with a one-line message otherwise."""
+    adjective = "non-negative" if zero else "positive"
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not (0 < value < float("inf")):
-            raise argparse.ArgumentTypeError(f"expected a positive finite {kind.__name__}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected a {adjective} {kind.__name__}, got {text!r}") from None
+        if not ((0 <= value if zero else 0 < value) and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"expected a {adjective} finite {kind.__name__}, got {text}")
         return value
 
     parse.__name__ = kind.__name__
@@ -86,17 +89,33 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
     parser.add_argument("--device", type=_choices("device", ["cpu", "cuda"]), default=available_devices(),
                         help="comma-separated devices (default: every available one)")
     parser.add_argument("--dtype", type=_choices("dtype", list(DTYPES)), default=list(DTYPES), help="comma-separated dtypes (default: all four)")
-    parser.add_argument("--examples", type=_positive(int), default=DEFAULT_EXAMPLES, help=f"hypothesis examples per rule, device and dtype (default {DEFAULT_EXAMPLES})")
+    parser.add_argument("--examples", type=_positive(int), default=DEFAULT_EXAMPLES,
+                        help=f"hypothesis examples per rule, device and dtype (default {DEFAULT_EXAMPLES})")
+    parser.add_argument("--max-side", type=_positive(int, zero=True), default=None, metavar="N",
+                        help="largest side of a generated operand; most sides stay at 0-4, some reach N "
+                             f"(default: ${MAX_SIDE_ENV}, else 4)")
+    parser.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
+                        help="run the (rule, device, dtype) rows in N worker processes (default 1)")
+    parser.add_argument("--derandomize", action="store_true",
+                        help="the same examples on every run (hypothesis's derandomize), as the ci profile")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     args = parser.parse_args(argv)
+    try:  # for the JSON record; the strategies read the same default themselves
+        max_side = default_max_side() if args.max_side is None else args.max_side
+    except ValueError as exc:
+        parser.error(str(exc))
     missing = [d for d in args.device if d not in available_devices()]
     if missing:
         parser.error(f"device {', '.join(missing)} is not available here; available: {', '.join(available_devices())}")
 
     chosen = [rule for rule in rules if rule.name in args.rules]
+    problem = unsendable(chosen) if args.jobs > 1 else None
+    if problem:
+        parser.error(f"--jobs {args.jobs}: {problem}")
     started = time.perf_counter()
     rows = survey(chosen, args.device, [DTYPES[name] for name in args.dtype], args.examples,
-                  progress=lambda jobs: tqdm(jobs, desc="verifying", unit="run", file=sys.stderr))
+                  progress=lambda jobs: tqdm(jobs, desc="verifying", unit="run", file=sys.stderr),
+                  max_side=args.max_side, jobs=args.jobs, derandomize=args.derandomize)
     seconds = time.perf_counter() - started
     print(format_rows(rows))
     failed = [row for row in rows if row.status != "ok"]
@@ -104,7 +123,8 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
         print(f"\n{row.rule} on {row.device} {row.dtype}:\n{row.failure}")
     print(f"\n{len(rows) - len(failed)} of {len(rows)} passed, {sum(r.examples for r in rows)} examples, {seconds:.1f} s")
     if args.json:
-        document = {"ok": not failed, "seconds": seconds, "torch": torch.__version__, "rows": [r.as_dict() for r in rows]}
+        document = {"ok": not failed, "seconds": seconds, "torch": torch.__version__, "max_side": max_side,
+                    "rows": [r.as_dict() for r in rows]}
         try:
             with open(args.json, "w", encoding="utf-8") as handle:
                 json.dump(document, handle, indent=2)

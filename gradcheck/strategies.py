@@ -5,14 +5,39 @@ strategy of shape tuples into a strategy of tensor tuples; each rule's operand s
 strategy passed through ``operands``. Values are bounded per dtype so that no correct computation
 overflows, and subnormal inputs are flushed to zero (CUDA flushes them; the error model covers
 underflow inside the computation but not denormal *inputs* that a device reads as zero).
+
+Sizes. Every shape and operand strategy takes ``min_side`` / ``max_side`` (and, where an operand has
+batch dimensions, ``max_batch_dims`` / ``max_batch_side``). A side is mostly drawn from
+``min_side … min_side + 4`` and, one draw in ``LARGE_ODDS``, from the whole range up to ``max_side``,
+tile edges (15, 16, 17, 31, 32, 33, …) and ``max_side`` itself favoured: most examples stay cheap, some
+reach the sizes where blocked kernels and long reductions go wrong, and shrinking goes back to small
+shapes. Only the last two dimensions of a shape are sides; dimensions before them are batch dimensions,
+drawn up to ``max_batch_side`` (default 4), so that a shape's size grows as ``max_side²``, not faster.
+
+``max_side=None`` (the default everywhere) means ``default_max_side()``, read when an example is drawn:
+``GRADCHECK_MAX_SIDE`` if set, else the size of the active hypothesis profile (``gradcheck-ci``: 64,
+``gradcheck-thorough``: 256; ``PROFILE_MAX_SIDE``), else 4.
+
+Values. Tensors of up to ``ELEMENTWISE_LIMIT`` elements (everything at the default sizes) are drawn
+element by element, and shrinking reaches numbers people read: each element is either a simple value (0,
+±1, ±½, ±¼, ±¾ times the tensor's scale; the shrinker's first choice) or a float in ``[-scale, scale]``
+whose magnitude is 0 or at least ``scale·TINY`` (no 5e-176). Larger tensors are filled from a drawn seed
+(dense and varied; hypothesis itself would draw a few hundred elements over a constant fill) with
+multiples of ``scale/1000``: readable in a replay, and shrinking a side below the limit brings drawn
+values back.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -22,19 +47,55 @@ from gradcheck.tolerance import FLOATING_DTYPES
 Shape = tuple[int, ...]
 Operands = tuple[torch.Tensor, ...]
 
-MAX_SIDE = 4
+SMALL_SIDE = 4  # most sides are drawn from min_side … min_side + SMALL_SIDE
+DEFAULT_MAX_SIDE = 4  # outside gradcheck's ci and thorough profiles
+PROFILE_MAX_SIDE: dict[str, int] = {"gradcheck-ci": 64, "gradcheck-thorough": 256}
+MAX_SIDE_ENV = "GRADCHECK_MAX_SIDE"
+LARGE_ODDS = 3  # one side in three is drawn from the whole range
+DEFAULT_MAX_BATCH_SIDE = 4
+TINY = 1e-6  # magnitudes below scale·TINY are flushed to zero
+ELEMENTWISE_LIMIT = 256  # tensors (their storage) above this many elements are filled from a drawn seed
+SEEDED_STEPS = 1000  # seeded values are multiples of scale/1000
+
 EXACT_RANGE = 4
 LAYOUTS = ("contiguous", "transposed", "strided", "expanded")
 # Per-tensor magnitudes: tensors of different scales in one example make cancellation-prone sums.
-# float16 stops at 2 so that 0.5·Σ(x·w + b − y)² over 4×4 operands stays far below 65504.
+# 1.0 first, so that shrinking reaches it. float16 stops at 2 (and large float16 tensors at smaller
+# scales, see _scales_for) so that 0.5·Σ(x·w + b − y)² stays far below 65504.
 SCALES: dict[torch.dtype, tuple[float, ...]] = {
-    torch.float64: (1e-3, 1e-1, 1.0, 1e1, 1e3),
-    torch.float32: (1e-3, 1e-1, 1.0, 1e1, 1e3),
-    torch.bfloat16: (1e-3, 1e-1, 1.0, 1e1, 1e3),
-    torch.float16: (1e-2, 1e-1, 1.0, 2.0),
+    torch.float64: (1.0, 1e-1, 1e1, 1e-3, 1e3),
+    torch.float32: (1.0, 1e-1, 1e1, 1e-3, 1e3),
+    torch.bfloat16: (1.0, 1e-1, 1e1, 1e-3, 1e3),
+    torch.float16: (1.0, 1e-1, 2.0, 1e-2),
 }
+SIMPLE_VALUES = (0.0, 1.0, -1.0, 0.5, -0.5, 0.25, -0.25, 0.75, -0.75)  # times the scale
 
-MATMUL_SIGNATURE = "(m?,n),(n,p?)->(m?,p?)"
+
+def default_max_side(profile: str | None = None) -> int:
+    """The largest side a strategy draws when none is given: ``GRADCHECK_MAX_SIDE`` if set; else the
+    size of ``profile`` (default: the hypothesis profile loaded now) in ``PROFILE_MAX_SIDE``; else 4."""
+    text = os.environ.get(MAX_SIDE_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ValueError(f"{MAX_SIDE_ENV}={text!r}: expected a non-negative integer")
+        return value
+    name = profile if profile is not None else settings.get_current_profile_name()
+    return PROFILE_MAX_SIDE.get(name, DEFAULT_MAX_SIDE)
+
+
+def _resolve(min_side: int, max_side: int | None) -> int:
+    top = default_max_side() if max_side is None else max_side
+    return max(top, min_side) if max_side is None else top
+
+
+def _check_sizes(min_side: int, max_side: int | None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE) -> None:
+    if min_side < 0 or (max_side is not None and max_side < min_side) or max_batch_side < 0:
+        raise ValueError(f"sizes: expected 0 ≤ min_side ≤ max_side and max_batch_side ≥ 0, got min_side={min_side}, "
+                         f"max_side={max_side}, max_batch_side={max_batch_side}")
 
 
 def dtypes() -> st.SearchStrategy[torch.dtype]:
@@ -45,15 +106,73 @@ def devices() -> st.SearchStrategy[str]:
     return st.sampled_from(available_devices())
 
 
-def sides(min_side: int = 0, max_side: int = MAX_SIDE) -> st.SearchStrategy[int]:
-    return st.integers(min_side, max_side)
+# Strategies are built once per distinct argument tuple: hypothesis validates each new strategy object
+# on its first draw, which costs more than the draw itself.
+@functools.cache
+def _choice(options: tuple) -> st.SearchStrategy:
+    return st.sampled_from(options)
 
 
+@functools.cache
+def _large_sides(low: int, high: int) -> st.SearchStrategy[int]:
+    """``low … high``, or a side either side of a power of two (where blocked kernels change tiles) or ``high``."""
+    edges = {p + d for j in range(1, high.bit_length() + 1) for p in [2**j] for d in (-1, 0, 1)} | {high}
+    return st.integers(low, high) | st.sampled_from(sorted(e for e in edges if low <= e <= high))
+
+
+def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[int]:
+    """A side: mostly ``min_side … min_side + SMALL_SIDE``, one draw in ``LARGE_ODDS`` anywhere up to
+    ``max_side`` (tile edges and ``max_side`` favoured); shrinks towards ``min_side``."""
+    _check_sizes(min_side, max_side)
+
+    @st.composite
+    def side(draw: st.DrawFn) -> int:
+        top = _resolve(min_side, max_side)
+        small_top = min(top, min_side + SMALL_SIDE)
+        if top > small_top and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
+            return draw(_large_sides(small_top + 1, top), label="side")
+        return draw(st.integers(min_side, small_top), label="side")
+
+    return side()
+
+
+def batch_sides(min_side: int = 0, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE) -> st.SearchStrategy[int]:
+    """A batch dimension's size: ``min_side … max(min_side, max_batch_side)``."""
+    return st.integers(min_side, max(min_side, max_batch_side))
+
+
+def array_shapes(
+    min_dims: int = 0,
+    max_dims: int = 3,
+    *,
+    min_side: int = 0,
+    max_side: int | None = None,
+    max_batch_side: int = DEFAULT_MAX_BATCH_SIDE,
+) -> st.SearchStrategy[Shape]:
+    """A shape of ``min_dims … max_dims`` dimensions: the last two are ``sides``, any before them
+    batch dimensions."""
+    _check_sizes(min_side, max_side, max_batch_side)
+    side, batch_side = sides(min_side, max_side), batch_sides(min_side, max_batch_side)
+
+    @st.composite
+    def shape(draw: st.DrawFn) -> Shape:
+        ndim = draw(st.integers(min_dims, max_dims), label="ndim")
+        batch = [draw(batch_side) for _ in range(max(ndim - 2, 0))]
+        return (*batch, *(draw(side) for _ in range(min(ndim, 2))))
+
+    return shape()
+
+
+@functools.cache
 def values(dtype: torch.dtype, *, exact: bool = False, scale: float = 1.0) -> st.SearchStrategy[float]:
-    """Element values: small integers in exact mode, else finite floats in ``[-scale, scale]``."""
+    """Element values: small integers in exact mode; else a simple value (0, ±1, ±½, … times ``scale``;
+    the shrinker's first choice) or a float in ``[-scale, scale]`` that is 0 or at least ``scale·TINY`` in
+    magnitude."""
     if exact:
         return st.integers(-EXACT_RANGE, EXACT_RANGE).map(float)
-    return st.floats(-scale, scale, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    simple = st.sampled_from(SIMPLE_VALUES).map(lambda v: v * scale)
+    floats = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    return simple | floats.map(lambda x: 0.0 if abs(x) < scale * TINY else x)
 
 
 def _layouts_for(shape: Shape) -> list[str]:
@@ -87,6 +206,55 @@ def _view(storage: torch.Tensor, shape: Shape, layout: str) -> torch.Tensor:
     return storage
 
 
+def _scales_for(dtype: torch.dtype, numel: int) -> tuple[float, ...]:
+    """The dtype's scales; for float16, those with ``scale·√numel ≤ 8``, so that sums of squares over
+    large operands stay below 65504 (at least the smallest scale)."""
+    scales = SCALES[dtype]
+    if dtype != torch.float16:
+        return scales
+    fitting = tuple(s for s in scales if s * math.sqrt(max(numel, 1)) <= 8)
+    return fitting or (min(scales),)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arrays(shape: Shape, dtype: torch.dtype, exact: bool, spread: float) -> st.SearchStrategy[np.ndarray]:
+    elements = values(dtype, exact=exact, scale=spread)
+    return hnp.arrays(np.float64, shape, elements=elements, fill=elements)
+
+
+def _seeded_storage(seed: int, shape: Shape, *, exact: bool, spread: float) -> np.ndarray:
+    """Small integers in exact mode; else multiples of ``spread/1000`` in ``[-spread, spread]``: readable in a
+    replay, and (not being binary fractions) rounded by every product as arbitrary floats are."""
+    rng = np.random.default_rng(seed)
+    if exact:
+        return rng.integers(-EXACT_RANGE, EXACT_RANGE + 1, size=shape).astype(np.float64)
+    return rng.integers(-SEEDED_STEPS, SEEDED_STEPS + 1, size=shape) * spread / SEEDED_STEPS
+
+
+def _draw_tensor(draw: st.DrawFn, shape: Shape, dtype: torch.dtype, device: str | torch.device, exact: bool,
+                 layouts: Sequence[str]) -> torch.Tensor:
+    scale = 1.0 if exact else draw(_choice(_scales_for(dtype, math.prod(shape))), label="scale")
+    layout = draw(_choice(tuple(name for name in _layouts_for(shape) if name in layouts)), label="layout")
+    # Clustered values (c ± a thousandth of c) make sums such as G·Bᵀ cancel, where bounds are tested hardest.
+    center = 0.0 if exact else draw(_choice((0.0, 0.0, 0.0, scale, -scale)), label="center")
+    spread = scale if center == 0.0 else scale * 1e-3
+    storage_shape = _storage_shape(shape, layout)
+    # Small tensors: drawn element by element, shrinkable to simple values. Large ones: filled from a
+    # drawn seed, dense and varied (hypothesis would draw a few hundred elements over a constant fill).
+    # Both are drawn whichever is used, so that when shrinking takes a tensor below the limit the choices
+    # keep their meaning, and the drawn values (random, not zeros) take over and shrink in turn.
+    drawn = draw(_arrays(storage_shape, dtype, exact, spread), label="values")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    large = math.prod(storage_shape) > ELEMENTWISE_LIMIT
+    storage = _seeded_storage(seed, storage_shape, exact=exact, spread=spread) if large else drawn
+    storage = np.asarray(storage + center)
+    t = torch.from_numpy(storage).to(dtype=dtype, device=device)
+    t = torch.where(t.abs() < torch.finfo(dtype).tiny, torch.zeros_like(t), t)  # rounding may make subnormals
+    view = _view(t, shape, layout)
+    assert view.shape == shape, (view.shape, shape, layout)
+    return view
+
+
 @st.composite
 def tensors(
     draw: st.DrawFn,
@@ -98,34 +266,35 @@ def tensors(
     layouts: Sequence[str] = LAYOUTS,
 ) -> torch.Tensor:
     """One tensor of ``shape``; possibly a non-contiguous view (transposed, every other column, expanded)."""
-    scale = 1.0 if exact else draw(st.sampled_from(SCALES[dtype]), label="scale")
-    layout = draw(st.sampled_from([name for name in _layouts_for(shape) if name in layouts]), label="layout")
-    # Clustered values (c ± a thousandth of c) make sums such as G·Bᵀ cancel, where bounds are tested hardest.
-    center = 0.0 if exact else draw(st.sampled_from([0.0, 0.0, 0.0, scale, -scale]), label="center")
-    spread = scale if center == 0.0 else scale * 1e-3
-    storage = draw(hnp.arrays(np.float64, _storage_shape(shape, layout), elements=values(dtype, exact=exact, scale=spread)))
-    storage = np.asarray(storage + center)
-    t = torch.from_numpy(storage).to(dtype=dtype, device=device)
-    t = torch.where(t.abs() < torch.finfo(dtype).tiny, torch.zeros_like(t), t)  # rounding may make subnormals
-    view = _view(t, shape, layout)
-    assert view.shape == shape, (view.shape, shape, layout)
-    return view
+    return _draw_tensor(draw, tuple(shape), dtype, device, exact, tuple(layouts))
+
+
+ShapeStrategy = st.SearchStrategy[tuple[Shape, ...]]
 
 
 def operands(
-    shapes: st.SearchStrategy[tuple[Shape, ...]],
+    shapes: ShapeStrategy | Callable[..., ShapeStrategy],
     *,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     exact: bool = False,
+    **sizes: Any,
 ) -> st.SearchStrategy[Operands]:
     """Tensors for a strategy of shape tuples, all of one dtype and device (drawn when not given).
 
+    ``shapes`` is a strategy, or a shape-strategy function such as ``mm_shapes``, called with ``sizes``
+    (``min_side=``, ``max_side=``, and ``max_batch_dims=`` / ``max_batch_side=`` where it has them).
     ``exact=True`` draws small integer-valued float64 tensors, on which the matmul family, the squared
     loss and a step-1 central difference are computed without rounding.
     """
     if exact and dtype not in (None, torch.float64):
         raise ValueError(f"exact operands are float64; got dtype={dtype}")
+    if isinstance(shapes, st.SearchStrategy):
+        if sizes:
+            raise TypeError(f"operands: sizes ({', '.join(sizes)}) go to a shape-strategy function, not to a strategy")
+        shape_strategy = shapes
+    else:
+        shape_strategy = shapes(**sizes)
     dtype_strategy = st.just(torch.float64) if exact else (st.just(dtype) if dtype is not None else dtypes())
     device_strategy = st.just(device) if device is not None else devices()
 
@@ -133,11 +302,8 @@ def operands(
     def draw_operands(draw: st.DrawFn) -> Operands:
         chosen_dtype = draw(dtype_strategy, label="dtype")
         chosen_device = draw(device_strategy, label="device")
-        shape_tuple = draw(shapes, label="shapes")
-        return tuple(
-            draw(tensors(shape, dtype=chosen_dtype, device=chosen_device, exact=exact), label=f"operand {i}")
-            for i, shape in enumerate(shape_tuple)
-        )
+        shape_tuple = draw(shape_strategy, label="shapes")
+        return tuple(_draw_tensor(draw, shape, chosen_dtype, chosen_device, exact, LAYOUTS) for shape in shape_tuple)
 
     return draw_operands()
 
@@ -148,100 +314,173 @@ def cotangents(like: torch.Tensor, *, exact: bool = False) -> st.SearchStrategy[
 
 
 # ---- shape strategies, one per rule ---------------------------------------------------------------
-
-def matmul_shapes(max_batch_dims: int = 2) -> st.SearchStrategy[tuple[Shape, Shape]]:
-    """Shapes of ``torch.matmul``: 1-D operands and broadcast batch dimensions included."""
-    return hnp.mutually_broadcastable_shapes(
-        signature=MATMUL_SIGNATURE, max_dims=max_batch_dims, min_side=0, max_side=MAX_SIDE
-    ).map(lambda b: tuple(b.input_shapes))
-
-
-def mm_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return st.tuples(sides(), sides(), sides()).map(lambda mkp: ((mkp[0], mkp[1]), (mkp[1], mkp[2])))
-
-
-def bmm_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return st.tuples(sides(), sides(), sides(), sides()).map(lambda s: ((s[0], s[1], s[2]), (s[0], s[2], s[3])))
-
-
-def mv_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return st.tuples(sides(), sides()).map(lambda mk: ((mk[0], mk[1]), (mk[1],)))
-
-
-def dot_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return sides().map(lambda n: ((n,), (n,)))
-
-
-def outer_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return st.tuples(sides(), sides()).map(lambda mp: ((mp[0],), (mp[1],)))
-
-
-def linear_shapes() -> st.SearchStrategy[tuple[Shape, Shape, Shape]]:
-    """x: (*batch, in), W: (out, in), b: (out,) with zero to two batch dimensions."""
-    batch = hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=MAX_SIDE)
-    return st.tuples(batch, sides(), sides()).map(lambda s: ((*s[0], s[1]), (s[2], s[1]), (s[2],)))
-
+# Each takes min_side / max_side; those with batch dimensions also max_batch_dims / max_batch_side.
 
 @st.composite
 def shapes_broadcasting_to(draw: st.DrawFn, target: Shape) -> Shape:
-    """A shape that ``expand`` can stretch to ``target``: its trailing dims, each kept or set to 1.
+    """A shape that ``expand`` can stretch to ``target``: its trailing dims (half the time all of them), each
+    kept or set to 1; shrinks towards ``target`` itself, no broadcasting.
     (``hnp.broadcastable_shapes`` is symmetric — its shapes may broadcast *with* target to something larger.)"""
-    ndim = draw(st.integers(0, len(target)))
-    kept = target[len(target) - ndim:]
-    return tuple(size if draw(st.booleans()) else 1 for size in kept)
+    drop, dropped = draw(st.booleans()), draw(st.integers(0, len(target)))
+    kept = target[dropped if drop else 0:]
+    return tuple(1 if draw(st.booleans()) else size for size in kept)
 
 
 @st.composite
-def addmm_shapes(draw: st.DrawFn) -> tuple[Shape, Shape, Shape]:
+def matmul_shapes(
+    draw: st.DrawFn,
+    max_batch_dims: int = 2,
+    *,
+    min_side: int = 0,
+    max_side: int | None = None,
+    max_batch_side: int = DEFAULT_MAX_BATCH_SIDE,
+) -> tuple[Shape, Shape]:
+    """Shapes of ``torch.matmul``: 1-D operands and broadcast batch dimensions included."""
+    m, n, p = (draw(sides(min_side, max_side)) for _ in range(3))
+    batch_side = batch_sides(min_side, max_batch_side)
+    batch = tuple(draw(batch_side) for _ in range(draw(st.integers(0, max_batch_dims))))
+    a = (n,) if draw(st.booleans()) else (*draw(shapes_broadcasting_to(batch)), m, n)
+    b = (n,) if draw(st.booleans()) else (*draw(shapes_broadcasting_to(batch)), n, p)
+    return (a, b)
+
+
+def mm_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    side = sides(min_side, max_side)
+    return st.tuples(side, side, side).map(lambda mkp: ((mkp[0], mkp[1]), (mkp[1], mkp[2])))
+
+
+def bmm_shapes(
+    *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
+) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    side = sides(min_side, max_side)
+    return st.tuples(batch_sides(min_side, max_batch_side), side, side, side).map(
+        lambda s: ((s[0], s[1], s[2]), (s[0], s[2], s[3])))
+
+
+def mv_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    side = sides(min_side, max_side)
+    return st.tuples(side, side).map(lambda mk: ((mk[0], mk[1]), (mk[1],)))
+
+
+def dot_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    return sides(min_side, max_side).map(lambda n: ((n,), (n,)))
+
+
+def outer_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    side = sides(min_side, max_side)
+    return st.tuples(side, side).map(lambda mp: ((mp[0],), (mp[1],)))
+
+
+def linear_shapes(
+    max_batch_dims: int = 2,
+    *,
+    min_side: int = 0,
+    max_side: int | None = None,
+    max_batch_side: int = DEFAULT_MAX_BATCH_SIDE,
+) -> st.SearchStrategy[tuple[Shape, Shape, Shape]]:
+    """x: (*batch, in), W: (out, in), b: (out,) with zero to ``max_batch_dims`` batch dimensions."""
+    x = array_shapes(1, 1 + max_batch_dims, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
+    return st.tuples(x, sides(min_side, max_side)).map(lambda s: (s[0], (s[1], s[0][-1]), (s[1],)))
+
+
+def addmm_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape, Shape]]:
     """input broadcastable to (n, p); m1: (n, k); m2: (k, p)."""
-    n, k, p = draw(sides()), draw(sides()), draw(sides())
-    bias = draw(shapes_broadcasting_to((n, p)))
-    return (bias, (n, k), (k, p))
+    side = sides(min_side, max_side)
+
+    @st.composite
+    def shapes(draw: st.DrawFn) -> tuple[Shape, Shape, Shape]:
+        n, k, p = draw(side), draw(side), draw(side)
+        return (draw(shapes_broadcasting_to((n, p))), (n, k), (k, p))
+
+    return shapes()
 
 
-@st.composite
-def expand_shapes(draw: st.DrawFn) -> tuple[Shape, Shape]:
+def expand_shapes(
+    *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
+) -> st.SearchStrategy[tuple[Shape, Shape]]:
     """b broadcastable to a target shape, and a tensor of the target shape (the seed's ``b.expand_as(y)``)."""
-    target = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=MAX_SIDE))
-    b = draw(shapes_broadcasting_to(target))
-    return (b, target)
+    target = array_shapes(1, 3, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
+    return target.flatmap(lambda t: shapes_broadcasting_to(t).map(lambda b: (b, t)))
 
 
-def mul_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE).map(
-        lambda b: tuple(b.input_shapes)
-    )
+def mul_shapes(
+    *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
+) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    """A and B mutually broadcastable: each a broadcastable-to shape of one drawn target."""
+    target = array_shapes(0, 3, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
+    return target.flatmap(lambda t: st.tuples(shapes_broadcasting_to(t), shapes_broadcasting_to(t)))
 
 
-def reduce_shapes(*, last_sides: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[tuple[Shape]]:
-    """One shape with at least one dimension; ``last_sides`` restricts the reduced (last) dimension."""
-    last = last_sides if last_sides is not None else sides()
-    lead = hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=MAX_SIDE)
-    return st.tuples(lead, last).map(lambda s: ((*s[0], s[1]),))
+def reduce_shapes(
+    *,
+    last_sides: st.SearchStrategy[int] | None = None,
+    min_side: int = 0,
+    max_side: int | None = None,
+    max_batch_side: int = DEFAULT_MAX_BATCH_SIDE,
+) -> st.SearchStrategy[tuple[Shape]]:
+    """One shape with one to three dimensions; ``last_sides`` replaces the reduced (last) dimension's."""
+    shape = array_shapes(1, 3, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
+    if last_sides is None:
+        return shape.map(lambda s: (s,))
+    return st.tuples(shape, last_sides).map(lambda s: ((*s[0][:-1], s[1]),))
 
 
-def same_shapes(count: int) -> st.SearchStrategy[tuple[Shape, ...]]:
-    return hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=MAX_SIDE).map(lambda s: (s,) * count)
+def same_shapes(
+    count: int, *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
+) -> st.SearchStrategy[tuple[Shape, ...]]:
+    return array_shapes(0, 3, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side).map(
+        lambda s: (s,) * count)
 
 
-@st.composite
-def linreg_shapes(draw: st.DrawFn) -> tuple[Shape, Shape, Shape, Shape]:
+def squared_error_shapes(
+    *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
+) -> st.SearchStrategy[tuple[Shape, Shape]]:
+    return same_shapes(2, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
+
+
+def linreg_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[tuple[Shape, Shape, Shape, Shape]]:
     """x: (n, k), w: (k, m), b: (m,) — or the seed's (1, 1) when m = 1 — and y: (n, m)."""
-    n, k, m = draw(sides()), draw(sides()), draw(sides())
-    b = (1, 1) if m == 1 and draw(st.booleans()) else (m,)
-    return ((n, k), (k, m), b, (n, m))
+    side = sides(min_side, max_side)
+
+    @st.composite
+    def shapes(draw: st.DrawFn) -> tuple[Shape, Shape, Shape, Shape]:
+        n, k, m = draw(side), draw(side), draw(side)
+        b = (1, 1) if m == 1 and draw(st.booleans()) else (m,)
+        return ((n, k), (k, m), b, (n, m))
+
+    return shapes()
+
+
+def powers_of_two(min_side: int = 1, max_side: int | None = None) -> st.SearchStrategy[int]:
+    """Powers of two in ``max(1, min_side) … max_side``: mostly up to 4, one draw in ``LARGE_ODDS`` any."""
+    _check_sizes(min_side, max_side)
+
+    @st.composite
+    def power(draw: st.DrawFn) -> int:
+        top = _resolve(min_side, max_side)
+        powers = [2**j for j in range(top.bit_length()) if max(min_side, 1) <= 2**j <= top]
+        if not powers:
+            raise ValueError(f"no power of two in {min_side}…{top}")
+        small = [p for p in powers if p <= max(min_side, 1) * SMALL_SIDE]
+        if len(powers) > len(small) and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
+            return draw(st.sampled_from(powers))
+        return draw(st.sampled_from(small))
+
+    return power()
 
 
 # ---- public operand strategies -------------------------------------------------------------------
 
-def _operands_of(shapes: Callable[[], st.SearchStrategy[tuple[Shape, ...]]]):
+def _operands_of(shapes: Callable[..., ShapeStrategy]):
     def strategy(
-        dtype: torch.dtype | None = None, device: str | torch.device | None = None, exact: bool = False
+        dtype: torch.dtype | None = None, device: str | torch.device | None = None, exact: bool = False, **sizes: int
     ) -> st.SearchStrategy[Operands]:
-        return operands(shapes(), dtype=dtype, device=device, exact=exact)
+        return operands(shapes, dtype=dtype, device=device, exact=exact, **sizes)
 
-    strategy.__name__ = shapes.__name__.replace("_shapes", "_operands")
-    strategy.__doc__ = f"Operand tuples for shapes from ``{shapes.__name__}``."
+    name = shapes.__name__.replace("_shapes", "_operands")
+    strategy.__name__ = strategy.__qualname__ = name  # picklable by name (the survey's worker processes)
+    strategy.__doc__ = (f"Operand tuples for shapes from ``{shapes.__name__}``; ``sizes`` are its keyword arguments "
+                        "(``min_side``, ``max_side``, and the batch limits where it has them).")
     return strategy
 
 
@@ -256,20 +495,22 @@ addmm_operands = _operands_of(addmm_shapes)
 expand_operands = _operands_of(expand_shapes)
 mul_operands = _operands_of(mul_shapes)
 sum_operands = _operands_of(reduce_shapes)
+sum_operands.__name__ = sum_operands.__qualname__ = "sum_operands"
+squared_error_operands = _operands_of(squared_error_shapes)
 linreg_operands = _operands_of(linreg_shapes)
 
 
 def mean_operands(
-    dtype: torch.dtype | None = None, device: str | torch.device | None = None, exact: bool = False
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    exact: bool = False,
+    *,
+    min_side: int = 0,
+    max_side: int | None = None,
+    max_batch_side: int = DEFAULT_MAX_BATCH_SIDE,
 ) -> st.SearchStrategy[Operands]:
     """The reduced dimension is never empty (the mean of nothing is NaN); in exact mode it is a power
     of two, so that ``G/n`` is exact."""
-    last = st.sampled_from([1, 2, 4]) if exact else sides(1)
-    return operands(reduce_shapes(last_sides=last), dtype=dtype, device=device, exact=exact)
-
-
-def squared_error_shapes() -> st.SearchStrategy[tuple[Shape, Shape]]:
-    return same_shapes(2)
-
-
-squared_error_operands = _operands_of(squared_error_shapes)
+    last = powers_of_two(min_side, max_side) if exact else sides(max(min_side, 1), max_side)
+    return operands(reduce_shapes(last_sides=last, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side),
+                    dtype=dtype, device=device, exact=exact)

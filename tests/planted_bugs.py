@@ -121,3 +121,30 @@ BUGS: tuple[Bug, ...] = (
     Bug("mm: one ulp off, visible only to exact arithmetic", "mm", "A",
         replace(R.mm_vjp, 0, lambda A, B, G, g: torch.nextafter(g[0], torch.full_like(g[0], torch.inf))), exact=True),
 )
+
+
+# ---- a bug that lives past the small sizes -------------------------------------------------------
+
+TILE = 16
+
+
+def _tiled_matmul(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """X·Y accumulated over tiles of ``TILE`` along the reduction, as a blocked kernel computes it — with
+    Y's tile offset by the tile's *number* instead of its first index: right while one tile covers the
+    whole reduction (length ≤ 16), wrong from the second tile on."""
+    out = X.new_zeros(X.shape[0], Y.shape[1])
+    for number, start in enumerate(range(0, X.shape[1], TILE)):
+        width = min(TILE, X.shape[1] - start)
+        out = out + X[:, start:start + width] @ Y[number:number + width]
+    return out
+
+
+def tiled_mm_vjp(A: torch.Tensor, B: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """mm's rule through the tiled kernel: dA = G·Bᵀ (reduction over p), dB = Aᵀ·G (reduction over m)."""
+    return _tiled_matmul(G, B.mT), _tiled_matmul(A.mT, G)
+
+
+# Not in BUGS: the zoo runs at the default (small) sizes, where this bug cannot show; its test runs it
+# under the gradcheck-ci profile, whose sizes reach 64.
+TILED_BUG = Bug("mm: tiled backward offsets the second tile by its number, wrong only past side 16", "mm", "A",
+                tiled_mm_vjp)

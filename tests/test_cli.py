@@ -10,9 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
+from gradcheck import strategies as S
 from gradcheck.cli import formula_table, main
-from gradcheck.rules import RULES, mm_vjp, rule_named
+from gradcheck.rules import RULES, dot_vjp, mm_vjp, rule_named
+from gradcheck.survey import survey
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,13 +42,87 @@ def test_a_wrong_rule_makes_the_report_fail(capsys):
 
 @pytest.mark.parametrize("argv", [["--rules", "nosuch"], ["--dtype", "float8"], ["--examples", "0"],
                                   ["--examples", "many"], ["--device", "tpu"], ["linreg", "--lr", "-1"],
-                                  ["linreg", "--steps", "x"], ["formulas", "--bogus"]])
+                                  ["linreg", "--steps", "x"], ["formulas", "--bogus"], ["--max-side", "-1"],
+                                  ["--max-side", "big"], ["--jobs", "0"], ["--jobs", "x"]])
 def test_bad_input_gets_one_line_and_status_2(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error:" in err and "Traceback" not in err
+
+
+SEEN_SIDES: list[int] = []
+
+
+def recording_mm_vjp(A, B, G):
+    SEEN_SIDES.extend((*A.shape, B.shape[1]))
+    return mm_vjp(A, B, G)
+
+
+def negated_dot_vjp(a, b, G):
+    da, db = dot_vjp(a, b, G)
+    return da, -db
+
+
+# Module-level, so that worker processes can import them by name.
+RECORDING_MM = replace(rule_named("mm"), name="mm_recording", vjp=recording_mm_vjp)
+WRONG_DOT = replace(rule_named("dot"), name="dot_negated_db", vjp=negated_dot_vjp)
+
+
+@pytest.mark.parametrize("argv, largest", [([], 4), (["--max-side", "40"], 40)])
+def test_max_side_bounds_the_drawn_sizes(argv, largest, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv(S.MAX_SIDE_ENV, raising=False)
+    SEEN_SIDES.clear()
+    path = tmp_path / "report.json"
+    assert main(["--rules", "mm_recording", "--dtype", "float32", "--examples", "40", "--derandomize",
+                 "--json", str(path), *argv], rules=(RECORDING_MM,)) == 0
+    assert json.loads(path.read_text())["max_side"] == largest
+    assert max(SEEN_SIDES) <= largest
+    assert largest == 4 or max(SEEN_SIDES) > 16  # some examples past a tile of 16
+
+
+def test_max_side_defaults_to_the_variable(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv(S.MAX_SIDE_ENV, "7")
+    path = tmp_path / "report.json"
+    assert main(["--rules", "dot", "--dtype", "float32", "--examples", "2", "--json", str(path)]) == 0
+    assert json.loads(path.read_text())["max_side"] == 7
+
+
+def _content(row):
+    """What a row says, less the numbers that depend on hypothesis's draws. (Derandomized draws also
+    depend on constants hypothesis collects from the loaded modules, which differ between this test
+    process and its workers; ``python -m gradcheck --derandomize`` gives the same numbers for any --jobs.)"""
+    return (row.rule, row.device, row.dtype, row.exact, row.status, row.failure and row.failure.splitlines()[:2])
+
+
+def test_jobs_give_the_serial_rows():
+    """Two worker processes: the same rows in the same order, failures included; the progress callback is
+    told the total and sees every row arrive."""
+    rules = (rule_named("dot"), WRONG_DOT)
+    seen = []
+
+    def progress(items):
+        seen.append(len(items))
+        for item in items:
+            seen.append(item)
+            yield item
+
+    serial = survey(rules, ["cpu"], [torch.float32], 5, max_side=8, derandomize=True)
+    parallel = survey(rules, ["cpu"], [torch.float32], 5, progress=progress, max_side=8, jobs=2, derandomize=True)
+    assert [_content(r) for r in parallel] == [_content(r) for r in serial]
+    assert [(r.rule, r.status) for r in serial] == [("dot", "ok"), ("dot_negated_db", "FAIL")]
+    assert "input 1 (b)" in parallel[1].failure
+    assert seen[0] == 2 and len(seen) == 3
+
+
+def test_jobs_refuse_a_rule_that_cannot_travel(capsys):
+    local = replace(rule_named("mm"), name="mm_local", vjp=lambda A, B, G: mm_vjp(A, B, G))
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rules", "mm_local", "--jobs", "2"], rules=(local,))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--jobs 2: rule mm_local cannot be sent to a worker process" in err
 
 
 def test_bad_input_from_the_shell_has_no_traceback():
