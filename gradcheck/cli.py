@@ -139,11 +139,12 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
 def formula_table(rules: Sequence[Rule] = RULES, *, markdown: bool = False) -> str:
     """The reference table, from the rule table itself (README's copy is tested against this)."""
     if markdown:
-        lines = ["| rule | formula | shapes |", "|---|---|---|"]
-        lines += [f"| `{r.name}` | {r.formula} | {r.shapes} |" for r in rules]
+        lines = ["| rule | formula (reverse mode) | forward mode (JVP) | shapes |", "|---|---|---|---|"]
+        lines += [f"| `{r.name}` | {r.formula} | {r.jvp_formula} | {r.shapes} |" for r in rules]
         return "\n".join(lines)
     width = max(len(r.name) for r in rules)
-    return "\n".join(f"{r.name.ljust(width)}  {r.formula}\n{' ' * width}  shapes: {r.shapes}" for r in rules)
+    return "\n".join(f"{r.name.ljust(width)}  {r.formula}\n{' ' * width}  jvp: {r.jvp_formula}\n"
+                     f"{' ' * width}  shapes: {r.shapes}" for r in rules)
 
 
 def run_formulas(argv: Sequence[str]) -> int:
