@@ -10,12 +10,16 @@ The profiles, all derived from hypothesis's ``default`` profile (so hypothesis's
 not leak into them):
 
 ``gradcheck-dev``
-    quick; example database on, so a failure replays on the next run.
+    quick; example database on, so a failure replays on the next run; operands up to side 4.
 ``gradcheck-ci``
     40 examples, derandomized, no database (neither a stale one read nor one written), the failing
-    example's blob printed.
+    example's blob printed; some operands up to side 64.
 ``gradcheck-thorough``
-    10⁴ examples per test.
+    10⁴ examples per test; some operands up to side 256.
+
+Hypothesis settings cannot carry the sizes: gradcheck's strategies read the loaded profile's name
+when they draw (``gradcheck.strategies.default_max_side``, table ``PROFILE_MAX_SIDE``), and
+``GRADCHECK_MAX_SIDE=N`` overrides it for every profile.
 
 Ask with hypothesis's ``--hypothesis-profile gradcheck-ci`` or with ``GRADCHECK_PROFILE=ci`` (the short
 names ``dev``, ``ci`` and ``thorough`` are accepted there, as are the full ones); the option wins over

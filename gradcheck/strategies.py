@@ -18,13 +18,14 @@ drawn up to ``max_batch_side`` (default 4), so that a shape's size grows as ``ma
 ``GRADCHECK_MAX_SIDE`` if set, else the size of the active hypothesis profile (``gradcheck-ci``: 64,
 ``gradcheck-thorough``: 256; ``PROFILE_MAX_SIDE``), else 4.
 
-Values. Tensors of up to ``ELEMENTWISE_LIMIT`` elements (everything at the default sizes) are drawn
-element by element, and shrinking reaches numbers people read: each element is either a simple value (0,
-±1, ±½, ±¼, ±¾ times the tensor's scale; the shrinker's first choice) or a float in ``[-scale, scale]``
-whose magnitude is 0 or at least ``scale·TINY`` (no 5e-176). Larger tensors are filled from a drawn seed
-(dense and varied; hypothesis itself would draw a few hundred elements over a constant fill) with
-multiples of ``scale/1000``: readable in a replay, and shrinking a side below the limit brings drawn
-values back.
+Values. Tensors of up to ``ELEMENTWISE_LIMIT`` (16) elements, where counterexamples usually end, are
+drawn element by element, and shrinking reaches numbers people read: each element is either a simple
+value (0, ±1, ±½, ±¼, ±¾ times the tensor's scale; the shrinker's first choice) or a float in
+``[-scale, scale]`` whose magnitude is 0 or at least ``scale·TINY`` (no 5e-176). Larger tensors are
+filled from a drawn seed with multiples of ``scale/1000``: dense and varied (hypothesis itself draws a
+few dozen elements of a large array over a constant fill), readable in a replay, and — unlike drawn
+elements, whose meaning shifts when a side changes — still random after a side shrinks, so that
+shrinking a size keeps the failure.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ MAX_SIDE_ENV = "GRADCHECK_MAX_SIDE"
 LARGE_ODDS = 3  # one side in three is drawn from the whole range
 DEFAULT_MAX_BATCH_SIDE = 4
 TINY = 1e-6  # magnitudes below scale·TINY are flushed to zero
-ELEMENTWISE_LIMIT = 256  # tensors (their storage) above this many elements are filled from a drawn seed
+ELEMENTWISE_LIMIT = 16  # tensors (their storage) above this many elements are filled from a drawn seed
 SEEDED_STEPS = 1000  # seeded values are multiples of scale/1000
 
 EXACT_RANGE = 4
@@ -88,8 +89,8 @@ def default_max_side(profile: str | None = None) -> int:
 
 
 def _resolve(min_side: int, max_side: int | None) -> int:
-    top = default_max_side() if max_side is None else max_side
-    return max(top, min_side) if max_side is None else top
+    """``max_side``, or the default when None (raised to ``min_side`` if that is larger)."""
+    return max_side if max_side is not None else max(default_max_side(), min_side)
 
 
 def _check_sizes(min_side: int, max_side: int | None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE) -> None:
@@ -122,7 +123,9 @@ def _large_sides(low: int, high: int) -> st.SearchStrategy[int]:
 
 def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[int]:
     """A side: mostly ``min_side … min_side + SMALL_SIDE``, one draw in ``LARGE_ODDS`` anywhere up to
-    ``max_side`` (tile edges and ``max_side`` favoured); shrinks towards ``min_side``."""
+    ``max_side`` (tile edges and ``max_side`` favoured); shrinks towards ``min_side``. The large range
+    starts at ``min_side`` too, so that the shrinker can walk a large side down without first having to
+    switch ranges (which would reread the side's value in the other range)."""
     _check_sizes(min_side, max_side)
 
     @st.composite
@@ -130,7 +133,7 @@ def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[i
         top = _resolve(min_side, max_side)
         small_top = min(top, min_side + SMALL_SIDE)
         if top > small_top and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
-            return draw(_large_sides(small_top + 1, top), label="side")
+            return draw(_large_sides(min_side, top), label="side")
         return draw(st.integers(min_side, small_top), label="side")
 
     return side()
@@ -240,12 +243,12 @@ def _draw_tensor(draw: st.DrawFn, shape: Shape, dtype: torch.dtype, device: str 
     spread = scale if center == 0.0 else scale * 1e-3
     storage_shape = _storage_shape(shape, layout)
     # Small tensors: drawn element by element, shrinkable to simple values. Large ones: filled from a
-    # drawn seed, dense and varied (hypothesis would draw a few hundred elements over a constant fill).
-    # Both are drawn whichever is used, so that when shrinking takes a tensor below the limit the choices
-    # keep their meaning, and the drawn values (random, not zeros) take over and shrink in turn.
-    drawn = draw(_arrays(storage_shape, dtype, exact, spread), label="values")
-    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    # drawn seed. Both are drawn whichever is used (for a large tensor, elements of a stand-in of the
+    # limit's size), so that when shrinking takes a tensor below the limit the choices keep their meaning,
+    # and the drawn values (random, not zeros) take over and shrink in turn.
     large = math.prod(storage_shape) > ELEMENTWISE_LIMIT
+    drawn = draw(_arrays((ELEMENTWISE_LIMIT,) if large else storage_shape, dtype, exact, spread), label="values")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
     storage = _seeded_storage(seed, storage_shape, exact=exact, spread=spread) if large else drawn
     storage = np.asarray(storage + center)
     t = torch.from_numpy(storage).to(dtype=dtype, device=device)
