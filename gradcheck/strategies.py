@@ -18,14 +18,14 @@ drawn up to ``max_batch_side`` (default 4), so that a shape's size grows as ``ma
 ``GRADCHECK_MAX_SIDE`` if set, else the size of the active hypothesis profile (``gradcheck-ci``: 64,
 ``gradcheck-thorough``: 256; ``PROFILE_MAX_SIDE``), else 4.
 
-Values. Tensors of up to ``ELEMENTWISE_LIMIT`` (16) elements, where counterexamples usually end, are
-drawn element by element, and shrinking reaches numbers people read: each element is either a simple
-value (0, ±1, ±½, ±¼, ±¾ times the tensor's scale; the shrinker's first choice) or a float in
-``[-scale, scale]`` whose magnitude is 0 or at least ``scale·TINY`` (no 5e-176). Larger tensors are
-filled from a drawn seed with multiples of ``scale/1000``: dense and varied (hypothesis itself draws a
-few dozen elements of a large array over a constant fill), readable in a replay, and — unlike drawn
-elements, whose meaning shifts when a side changes — still random after a side shrinks, so that
-shrinking a size keeps the failure.
+Values. A tensor's first ``ELEMENTWISE_LIMIT`` (16) storage elements are drawn by hypothesis, and
+shrinking reaches numbers people read: each is either a simple value (0, ±1, ±½, ±¼, ±¾ times the
+tensor's scale; the shrinker's first choice) or a float in ``[-scale, scale]`` whose magnitude is 0 or at
+least ``scale·TINY`` (no 5e-176). The elements past them repeat drawn ones, picked and signed by a
+generator seeded from a drawn seed: a large tensor is dense and varied (hypothesis itself draws a few
+dozen elements of a large array over a constant fill), its values are still the drawn ones (so they
+shrink too), and each storage position keeps its value when a side shrinks, so that shrinking a size
+keeps the failure.
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ MAX_SIDE_ENV = "GRADCHECK_MAX_SIDE"
 LARGE_ODDS = 3  # one side in three is drawn from the whole range
 DEFAULT_MAX_BATCH_SIDE = 4
 TINY = 1e-6  # magnitudes below scale·TINY are flushed to zero
-ELEMENTWISE_LIMIT = 16  # tensors (their storage) above this many elements are filled from a drawn seed
-SEEDED_STEPS = 1000  # seeded values are multiples of scale/1000
+ELEMENTWISE_LIMIT = 16  # storage elements drawn one by one; the rest repeat them at seeded positions
 
 EXACT_RANGE = 4
 LAYOUTS = ("contiguous", "transposed", "strided", "expanded")
@@ -116,8 +115,9 @@ def _choice(options: tuple) -> st.SearchStrategy:
 
 @functools.cache
 def _large_sides(low: int, high: int) -> st.SearchStrategy[int]:
-    """``low … high``, or a side either side of a power of two (where blocked kernels change tiles) or ``high``."""
-    edges = {p + d for j in range(1, high.bit_length() + 1) for p in [2**j] for d in (-1, 0, 1)} | {high}
+    """``low … high``, or a side either side of a power of two from 8 on (where blocked kernels change tiles)
+    or ``high``."""
+    edges = {p + d for j in range(3, high.bit_length() + 1) for p in [2**j] for d in (-1, 0, 1)} | {high}
     return st.integers(low, high) | st.sampled_from(sorted(e for e in edges if low <= e <= high))
 
 
@@ -133,15 +133,25 @@ def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[i
         top = _resolve(min_side, max_side)
         small_top = min(top, min_side + SMALL_SIDE)
         if top > small_top and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
-            return draw(_large_sides(min_side, top), label="side")
-        return draw(st.integers(min_side, small_top), label="side")
+            return _one_first(draw(_large_sides(min_side, top), label="side"), min_side, top)
+        return _one_first(draw(st.integers(min_side, small_top), label="side"), min_side, small_top)
 
     return side()
 
 
+def _one_first(value: int, low: int, high: int) -> int:
+    """Swap 0 and 1 when both are in range: hypothesis shrinks (and, generating, leans) towards the bottom
+    of a range, and an empty dimension is a corner case to reach, not the simplest example — an empty
+    operand shows no values, and in generation it would hide the other sides' sizes."""
+    if low == 0 and high >= 1 and value in (0, 1):
+        return 1 - value
+    return value
+
+
 def batch_sides(min_side: int = 0, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE) -> st.SearchStrategy[int]:
-    """A batch dimension's size: ``min_side … max(min_side, max_batch_side)``."""
-    return st.integers(min_side, max(min_side, max_batch_side))
+    """A batch dimension's size: ``min_side … max(min_side, max_batch_side)``, 1 before 0 (``_one_first``)."""
+    top = max(min_side, max_batch_side)
+    return st.integers(min_side, top).map(lambda value: _one_first(value, min_side, top))
 
 
 def array_shapes(
@@ -225,13 +235,14 @@ def _arrays(shape: Shape, dtype: torch.dtype, exact: bool, spread: float) -> st.
     return hnp.arrays(np.float64, shape, elements=elements, fill=elements)
 
 
-def _seeded_storage(seed: int, shape: Shape, *, exact: bool, spread: float) -> np.ndarray:
-    """Small integers in exact mode; else multiples of ``spread/1000`` in ``[-spread, spread]``: readable in a
-    replay, and (not being binary fractions) rounded by every product as arbitrary floats are."""
-    rng = np.random.default_rng(seed)
-    if exact:
-        return rng.integers(-EXACT_RANGE, EXACT_RANGE + 1, size=shape).astype(np.float64)
-    return rng.integers(-SEEDED_STEPS, SEEDED_STEPS + 1, size=shape) * spread / SEEDED_STEPS
+def _spread_out(drawn: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``size`` values: ``drawn`` itself, then its elements again at seeded positions with seeded signs."""
+    if size <= drawn.size:
+        return drawn
+    # One stream, read in order: position t's pick and sign depend on the seed and t, not on the size.
+    picks = np.random.default_rng(seed).integers(0, 2 * drawn.size, size - drawn.size)
+    rest = drawn[picks // 2] * np.where(picks % 2 == 0, 1.0, -1.0)
+    return np.concatenate([drawn, rest])
 
 
 def _draw_tensor(draw: st.DrawFn, shape: Shape, dtype: torch.dtype, device: str | torch.device, exact: bool,
@@ -242,14 +253,10 @@ def _draw_tensor(draw: st.DrawFn, shape: Shape, dtype: torch.dtype, device: str 
     center = 0.0 if exact else draw(_choice((0.0, 0.0, 0.0, scale, -scale)), label="center")
     spread = scale if center == 0.0 else scale * 1e-3
     storage_shape = _storage_shape(shape, layout)
-    # Small tensors: drawn element by element, shrinkable to simple values. Large ones: filled from a
-    # drawn seed. Both are drawn whichever is used (for a large tensor, elements of a stand-in of the
-    # limit's size), so that when shrinking takes a tensor below the limit the choices keep their meaning,
-    # and the drawn values (random, not zeros) take over and shrink in turn.
-    large = math.prod(storage_shape) > ELEMENTWISE_LIMIT
-    drawn = draw(_arrays((ELEMENTWISE_LIMIT,) if large else storage_shape, dtype, exact, spread), label="values")
-    seed = draw(st.integers(0, 2**32 - 1), label="seed")
-    storage = _seeded_storage(seed, storage_shape, exact=exact, spread=spread) if large else drawn
+    size = math.prod(storage_shape)
+    drawn = draw(_arrays((min(size, ELEMENTWISE_LIMIT),), dtype, exact, spread), label="values")
+    seed = draw(st.integers(0, 2**32 - 1), label="positions seed")
+    storage = _spread_out(drawn, size, seed).reshape(storage_shape)
     storage = np.asarray(storage + center)
     t = torch.from_numpy(storage).to(dtype=dtype, device=device)
     t = torch.where(t.abs() < torch.finfo(dtype).tiny, torch.zeros_like(t), t)  # rounding may make subnormals
