@@ -128,19 +128,27 @@ BUGS: tuple[Bug, ...] = (
 TILE = 16
 
 
+def _tile(t: torch.Tensor, dim: int, number: int, width: int) -> torch.Tensor:
+    """Tile ``number`` of ``t`` along ``dim`` — with the slip: it starts at the tile's number, where its first
+    index (``number * TILE``) belongs. Tile 0 is right, so everything is right up to side 16."""
+    return t.narrow(dim, number, width)
+
+
 def _tiled_matmul(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """X·Y accumulated over tiles of ``TILE`` along the reduction, as a blocked kernel computes it — with
-    Y's tile offset by the tile's *number* instead of its first index: right while one tile covers the
-    whole reduction (length ≤ 16), wrong from the second tile on."""
+    """X·Y as a blocked kernel computes it: tiles of ``TILE`` over the output's columns and over the
+    reduction, Y's tiles cut by ``_tile``."""
     out = X.new_zeros(X.shape[0], Y.shape[1])
-    for number, start in enumerate(range(0, X.shape[1], TILE)):
-        width = min(TILE, X.shape[1] - start)
-        out = out + X[:, start:start + width] @ Y[number:number + width]
+    for col_number, col in enumerate(range(0, Y.shape[1], TILE)):
+        col_width = min(TILE, Y.shape[1] - col)
+        for red_number, red in enumerate(range(0, X.shape[1], TILE)):
+            red_width = min(TILE, X.shape[1] - red)
+            Y_tile = _tile(_tile(Y, 0, red_number, red_width), 1, col_number, col_width)
+            out[:, col:col + col_width] += X[:, red:red + red_width] @ Y_tile
     return out
 
 
 def tiled_mm_vjp(A: torch.Tensor, B: torch.Tensor, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """mm's rule through the tiled kernel: dA = G·Bᵀ (reduction over p), dB = Aᵀ·G (reduction over m)."""
+    """mm's rule through the tiled kernel: dA = G·Bᵀ, dB = Aᵀ·G; wrong as soon as any of m, k, p passes 16."""
     return _tiled_matmul(G, B.mT), _tiled_matmul(A.mT, G)
 
 
