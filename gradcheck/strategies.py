@@ -8,11 +8,13 @@ underflow inside the computation but not denormal *inputs* that a device reads a
 
 Sizes. Every shape and operand strategy takes ``min_side`` / ``max_side`` (and, where an operand has
 batch dimensions, ``max_batch_dims`` / ``max_batch_side``). A side is mostly drawn from
-``min_side … min_side + 4`` and, one draw in ``LARGE_ODDS``, from the whole range up to ``max_side``,
-tile edges (15, 16, 17, 31, 32, 33, …) and ``max_side`` itself favoured: most examples stay cheap, some
-reach the sizes where blocked kernels and long reductions go wrong, and shrinking goes back to small
-shapes. Only the last two dimensions of a shape are sides; dimensions before them are batch dimensions,
-drawn up to ``max_batch_side`` (default 4), so that a shape's size grows as ``max_side²``, not faster.
+``min_side … min_side + 4`` and, one draw in ``LARGE_ODDS`` (3), from the whole range up to
+``max_side``, tile edges (7, 8, 9, 15, 16, 17, 31, 32, 33, …) and ``max_side`` itself favoured: most
+sides stay cheap, some reach the sizes where blocked kernels and long reductions go wrong, and shrinking
+goes back to small shapes — to sides of 1 rather than 0 (an empty dimension is drawn often, but as a
+corner case: an empty operand shows no values). Only the last two dimensions of a shape are sides;
+dimensions before them are batch dimensions, drawn up to ``max_batch_side`` (default 4), so that a
+shape's size grows as ``max_side²``, not faster.
 
 ``max_side=None`` (the default everywhere) means ``default_max_side()``, read when an example is drawn:
 ``GRADCHECK_MAX_SIDE`` if set, else the size of the active hypothesis profile (``gradcheck-ci``: 64,
