@@ -71,7 +71,7 @@ def profile_name(name: str) -> str:
 
 def requested_profile(config: pytest.Config) -> str | None:
     """The profile asked for: ``--hypothesis-profile`` as given, else ``GRADCHECK_PROFILE`` mapped; or None."""
-    option = config.getoption("hypothesis_profile", default=None)
+    option: str | None = config.getoption("hypothesis_profile", default=None)
     if option:
         return option
     variable = os.environ.get(PROFILE_ENV, "").strip()
@@ -80,6 +80,8 @@ def requested_profile(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before hypothesis's plugin loads --hypothesis-profile's profile
 def pytest_configure(config: pytest.Config) -> None:
+    # gradcheck.testing.gradient_test marks its CUDA cases; registered so --strict-markers accepts them
+    config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped with a reason when none is available")
     name = requested_profile(config)
     if name is None or (name not in PROFILE_NAMES and config.getoption("hypothesis_profile", default=None)):
         return  # nothing asked, or one of hypothesis's (or the user's) profiles: hypothesis loads it itself

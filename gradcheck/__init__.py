@@ -17,6 +17,7 @@ from gradcheck.check import (
 from gradcheck.forward import assert_jvp, check_function_jvp, check_hvp, check_jvp, verify_jvp
 from gradcheck.report import Comparison, Problem, Report
 from gradcheck.rules import RULES, Rule, rule_named, unbroadcast
+from gradcheck.testing import gradient_test  # imports pytest only when called
 
 __all__ = [
     "RULES",
@@ -33,6 +34,7 @@ __all__ = [
     "check_hvp",
     "check_jvp",
     "check_vjp",
+    "gradient_test",
     "rule_named",
     "unbroadcast",
     "verify",
