@@ -23,7 +23,7 @@ import torch
 
 from gradcheck.arguments import Arguments
 from gradcheck.report import Problem
-from gradcheck.tolerance import gamma
+from gradcheck.tolerance import differentiable_dtype, gamma
 
 Tensor = torch.Tensor
 CONTRACTS = ("raw", "engine")
@@ -117,5 +117,6 @@ def normalized_error(error: Tensor, grad: Tensor, shape: Sequence[int]) -> Tenso
     if tuple(error.shape) == tuple(shape):
         return error
     terms = max(1, grad.numel() // max(1, math.prod(shape)))
-    magnitude = grad.detach().to(torch.float64).abs().sum_to_size(shape)
-    return error.to(torch.float64).sum_to_size(shape) + gamma(terms, grad.dtype if grad.dtype.is_floating_point else torch.float64) * magnitude
+    magnitude = grad.detach().abs().to(torch.float64).sum_to_size(shape)  # moduli, for a complex gradient
+    rounding = gamma(terms, grad.dtype if differentiable_dtype(grad.dtype) else torch.float64)
+    return error.to(torch.float64).sum_to_size(shape) + rounding * magnitude

@@ -20,8 +20,10 @@ def _precision_knobs() -> list[tuple[object, str, object]]:
     flags, so only one family is touched.
     """
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    knobs: list[tuple[object, str, object]]
     if hasattr(matmul, "fp32_precision"):
-        knobs = [(matmul, "fp32_precision", "ieee"), (cudnn.conv, "fp32_precision", "ieee")]
+        # cudnn.conv: torch swaps the cudnn module for a CudnnModule at import; the stubs see the plain module
+        knobs = [(matmul, "fp32_precision", "ieee"), (cudnn.conv, "fp32_precision", "ieee")]  # type: ignore[attr-defined]
     else:  # torch < 2.9
         knobs = [(matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
     knobs += [(matmul, "allow_fp16_reduced_precision_reduction", False),

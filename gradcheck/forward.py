@@ -25,7 +25,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from hypothesis import strategies as st
 
-from gradcheck.arguments import Arguments, call_forward, differentiable, floating_outputs, name_of, validate_inputs
+from gradcheck.arguments import Arguments, call_forward, differentiable, floating_outputs, name_of, require_real, validate_inputs
 from gradcheck.check import GradcheckError, GradientMismatch, _kink_comparison, verify
 from gradcheck.compare import element_comparison
 from gradcheck.devices import full_precision
@@ -125,7 +125,7 @@ def _trace(fn: Callable[..., Any], points: Sequence[Tensor], *, exact: bool, los
             info.error = e
     with torch.no_grad(), mode:
         out = floating_outputs(fn(*points))
-    errors = tuple(torch.zeros(o.shape, dtype=F64, device=o.device) if mode.error(o) is None else mode.error(o).to(F64)
+    errors = tuple(torch.zeros(o.shape, dtype=F64, device=o.device) if (err := mode.error(o)) is None else err.to(F64)
                    for o in out)
     return Traced(tuple(o.detach().to(F64) for o in out), errors, max((mode.degree(o) for o in out), default=0.0),
                   mode.decisions, mode.at_kink(), _worth_noting(mode.fallbacks))
@@ -250,6 +250,7 @@ def check_jvp(
         if not callable(fn):
             raise GradcheckError(f"{what}: expected a callable, got {type(fn).__name__}")
     args = validate_inputs(inputs, names)
+    require_real(args, "forward mode (check_jvp)")
     outs = floating_outputs(call_forward(f, args.values))
     ts = _tangents(args, tangents, seed=seed, exact=exact)
     if exact:
@@ -314,7 +315,7 @@ def _run_checks(report: Report, jvp: Callable[..., Any], reference: Callable[...
         return floating_outputs(reference(*args.with_tensors(tensors)))
 
     floating.__name__ = name_of(reference)
-    xs, vs = upcast(args.tensors), upcast([ts[i] for i in args.diff if ts[i] is not None])
+    xs, vs = upcast(args.tensors), upcast([t for i in args.diff if (t := ts[i]) is not None])
     out64 = call_forward(floating, xs, "the reference forward on float64 copies of the inputs")
     for k, o in enumerate(out64):
         if not bool(torch.isfinite(o).all()):
@@ -389,7 +390,7 @@ def _manual_errors(report: Report, mode: RunningError, floating: Callable[..., A
     untraced = [k for k, e in errors.items() if e is None]
     if untraced:
         try:
-            own = [ts[i] for i in args.diff if ts[i] is not None]
+            own = [t for i in args.diff if (t := ts[i]) is not None]
             fallback = forward_mode_reference(floating, args.tensors, own, exact=exact)
             errors.update({k: UNTRACED_MARGIN * fallback.errors[k] for k in untraced})
             report.notes.append(f"the jvp's arithmetic was not visible to the error model (numpy or a compiled kernel?): "
@@ -441,6 +442,7 @@ def check_hvp(loss: Callable[..., Tensor], hvp: Callable[..., Any], inputs: Sequ
     if not callable(loss) or not callable(hvp):
         raise GradcheckError(f"loss, hvp: expected callables, got {type(loss).__name__}, {type(hvp).__name__}")
     args = validate_inputs(inputs, names)
+    require_real(args, "second order (check_hvp)")
     wrt = tuple(wrt)
     if not wrt or len(set(wrt)) != len(wrt) or any(not isinstance(i, int) or i not in args.diff for i in wrt):
         raise GradcheckError(f"wrt: expected distinct positions of floating-point tensor inputs among {args.diff}, "
@@ -456,7 +458,8 @@ def check_hvp(loss: Callable[..., Tensor], hvp: Callable[..., Any], inputs: Sequ
         return full
 
     def gradient(*xs: Tensor) -> tuple[Tensor, ...]:
-        return torch.func.grad(lambda *m: loss(*at(m)), argnums=tuple(range(len(xs))))(*xs)
+        grads: tuple[Tensor, ...] = torch.func.grad(lambda *m: loss(*at(m)), argnums=tuple(range(len(xs))))(*xs)
+        return grads
 
     def hand_written(*values: Any) -> Any:
         return hvp(*at(values[: len(wrt)]), *values[len(wrt):])
@@ -492,9 +495,10 @@ def check_function_jvp(function: type[torch.autograd.Function], inputs: Sequence
     def apply_jvp(*values: Any) -> tuple[Tensor | None, ...]:
         primals, tangents = values[:count], values[count:]
         with fwAD.dual_level():
-            duals = [fwAD.make_dual(x, t) if t is not None else x for x, t in zip(primals, tangents)]
-            out = function.apply(*duals)
-            return tuple(fwAD.unpack_dual(o).tangent for o in floating_outputs(out))
+            # the ignores below: torch's make_dual, Function.apply and unpack_dual have no annotations
+            duals = [fwAD.make_dual(x, t) if t is not None else x for x, t in zip(primals, tangents)]  # type: ignore[no-untyped-call]
+            out = function.apply(*duals)  # type: ignore[no-untyped-call]
+            return tuple(fwAD.unpack_dual(o).tangent for o in floating_outputs(out))  # type: ignore[no-untyped-call]
 
     apply_jvp.__name__ = f"{function.__qualname__}.jvp"
     label = options.pop("label", None)

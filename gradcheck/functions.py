@@ -10,7 +10,7 @@ outputs receives one gradient per output.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -40,7 +40,7 @@ class _ForwardContext:
     def set_materialize_grads(self, value: bool) -> None: ...
 
 
-def is_function(obj: Any) -> bool:
+def is_function(obj: Any) -> TypeGuard[FunctionType]:
     return isinstance(obj, type) and issubclass(obj, torch.autograd.Function)
 
 
@@ -74,15 +74,15 @@ def raw_backward(function: FunctionType, count: int) -> Callable[..., Any]:
         inputs, cotangents = args[:count], args[count:]
         leaves = [a.detach().requires_grad_(True) if differentiable(a) else a for a in inputs]
         with torch.enable_grad():
-            out = function.apply(*leaves)
+            out = function.apply(*leaves)  # type: ignore[no-untyped-call]  # torch's Function.apply has no annotations
         outs = output_tensors(out)
         node = next((o.grad_fn for o in outs if isinstance(o, Tensor) and o.grad_fn is not None), None)
         if node is None:
             raise GradcheckError(f"{function.__name__}.apply: expected an output with a grad_fn, got none")
-        grads = [g if g is not None else (torch.zeros_like(o) if o.dtype.is_floating_point else None)
+        grads = [g if g is not None else (torch.zeros_like(o) if differentiable(o) else None)
                  for o, g in zip(outs, cotangents)]
         with torch.no_grad():
-            raw = node.apply(*grads)
+            raw = node.apply(*grads)  # type: ignore[attr-defined]  # grad_fn nodes have apply; the abstract graph.Node does not declare it
         return raw if isinstance(raw, tuple) else (raw,)
 
     backward.__qualname__ = f"{function.__qualname__}.backward"

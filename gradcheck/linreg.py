@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -79,7 +80,7 @@ class Trajectory:
         return torch.cat([y for _, y in self.batches])
 
 
-def _manual_step(x, y, w, b, lr):
+def _manual_step(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lr: float) -> torch.Tensor:
     """The lesson's hand-derived backward, line for line."""
     y_pred = x.mm(w) + b.expand_as(y)
     loss = (0.5 * (y_pred - y) ** 2).sum()
@@ -91,10 +92,11 @@ def _manual_step(x, y, w, b, lr):
     return loss
 
 
-def _autograd_step(x, y, w, b, lr):
+def _autograd_step(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lr: float) -> torch.Tensor:
     y_pred = x.mm(w) + b.expand_as(y)
     loss = (0.5 * (y_pred - y) ** 2).sum()
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward has no annotations
+    assert w.grad is not None and b.grad is not None  # set by backward: w and b require grad here
     with torch.no_grad():
         w.sub_(lr * w.grad)
         b.sub_(lr * b.grad)
@@ -114,7 +116,9 @@ def train(lesson: Lesson, *, autograd: bool = False) -> Trajectory:
         x, y = get_fake_data(lesson.batch_size)
         loss = step(x, y, w, b, lesson.lr)
         run.batches.append((x, y))
-        run.w.append(float(w.detach())), run.b.append(float(b.detach())), run.loss.append(float(loss))
+        run.w.append(float(w.detach()))
+        run.b.append(float(b.detach()))
+        run.loss.append(float(loss))
         if ii % lesson.plot_every == 0:
             get_fake_data(lesson.plot_batch)  # the lesson's scatter of a fresh batch
     return run
@@ -148,7 +152,7 @@ def diverged(run: Trajectory) -> bool:
     return not math.isfinite(final) or final > full_loss(x, y, run.w[0], run.b[0])
 
 
-def analyse(lesson: Lesson, *, sweep_factors: tuple[float, ...] = SWEEP_FACTORS) -> dict:
+def analyse(lesson: Lesson, *, sweep_factors: tuple[float, ...] = SWEEP_FACTORS) -> dict[str, Any]:
     """Both variants, their largest disagreement, the stability prediction and a sweep that tests it."""
     manual, auto = train(lesson), train(lesson, autograd=True)
     differences = [abs(p - q) for a, c in ((manual.w, auto.w), (manual.b, auto.b), (manual.loss, auto.loss))
@@ -187,15 +191,15 @@ def analyse(lesson: Lesson, *, sweep_factors: tuple[float, ...] = SWEEP_FACTORS)
     }
 
 
-def public(result: dict) -> dict:
+def public(result: dict[str, Any]) -> dict[str, Any]:
     """The JSON-able part of ``analyse``'s result: no tensors, no per-step curves, and NaN/inf as
     null (strict JSON has no NaN; ``diverged`` says what happened)."""
     out = {k: v for k, v in result.items() if not k.startswith("_")}
     out["sweep"] = [{k: v for k, v in row.items() if k != "loss"} for row in result["sweep"]]
-    return _finite_or_null(out)
+    return {k: _finite_or_null(v) for k, v in out.items()}
 
 
-def _finite_or_null(value):
+def _finite_or_null(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -209,7 +213,7 @@ def _side(lr: float, critical: float) -> str:
     return "above" if lr > critical else "below"
 
 
-def explanation(result: dict) -> str:
+def explanation(result: dict[str, Any]) -> str:
     """The stability story in a few lines, with this run's numbers."""
     lo, hi = result["hessian_eigenvalues"]
     diverged_at = [row["lr"] for row in result["sweep"] if row["diverged"]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,7 +28,7 @@ def _finite(values: list[float]) -> list[float]:
     return [v if math.isfinite(v) else math.nan for v in values]
 
 
-def loss_curves(result: dict, path: Path) -> None:
+def loss_curves(result: dict[str, Any], path: Path) -> None:
     runs = result["_runs"]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
@@ -41,7 +42,7 @@ def loss_curves(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def data_and_fit(result: dict, path: Path) -> None:
+def data_and_fit(result: dict[str, Any], path: Path) -> None:
     run = result["_runs"]["manual"]
     x, y = run.x.flatten(), run.y.flatten()
     grid = torch.linspace(0, 20, 50)
@@ -59,7 +60,7 @@ def data_and_fit(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def lr_sweep(result: dict, path: Path) -> None:
+def lr_sweep(result: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for row in result["sweep"]:
@@ -74,7 +75,7 @@ def lr_sweep(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def write_figures(result: dict, out_dir: str | Path) -> list[Path]:
+def write_figures(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Write the three PNG figures into ``out_dir`` (created if needed); return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ class Replay:
         built = f"{base}.reshape({shape})" if contiguous else f"{base}.as_strided({shape}, {stride})"
         return built if device == "cpu" else f"{built}.to({device!r})"
 
-    def script(self, call: str, callables: Sequence[tuple[str, Callable]], inputs: Sequence[Any], names: Sequence[str],
+    def script(self, call: str, callables: Sequence[tuple[str, Callable[..., Any]]], inputs: Sequence[Any], names: Sequence[str],
                cotangents: Sequence[Any]) -> str:
         lines = ["import torch", "import gradcheck"]
         for alias, obj in callables:
@@ -109,7 +109,7 @@ class Replay:
         return "\n".join(lines)
 
 
-def reproducer(kind: str, callables: Sequence[tuple[str, Callable]], inputs: Sequence[Any], names: Sequence[str],
+def reproducer(kind: str, callables: Sequence[tuple[str, Callable[..., Any]]], inputs: Sequence[Any], names: Sequence[str],
                cotangents: Sequence[Any], options: dict[str, Any]) -> str:
     """The script replaying ``gradcheck.<kind>(…)`` on these values; ``options`` are written as keywords."""
     args = ", ".join(alias for alias, _ in callables)

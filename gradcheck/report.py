@@ -29,8 +29,8 @@ class Comparison:
     max_abs_error: float
     max_rel_error: float
     worst: str  # the element, e.g. "(1, 0)", or "probe 2" for a random direction
-    actual: float
-    expected: float
+    actual: float | complex  # complex for a complex input's element
+    expected: float | complex
     bound: float
     ratio: float
     abs_error: float = 0.0
