@@ -15,6 +15,7 @@ from gradcheck.check import (
     verify_function,
 )
 from gradcheck.forward import assert_jvp, check_function_jvp, check_hvp, check_jvp, verify_jvp
+from gradcheck.numpy_layers import check_numpy, verify_numpy
 from gradcheck.report import Comparison, Problem, Report
 from gradcheck.rules import RULES, Rule, rule_named, unbroadcast
 from gradcheck.testing import gradient_test  # imports pytest only when called
@@ -33,11 +34,13 @@ __all__ = [
     "check_function_jvp",
     "check_hvp",
     "check_jvp",
+    "check_numpy",
     "check_vjp",
     "gradient_test",
     "rule_named",
     "unbroadcast",
     "verify",
     "verify_jvp",
+    "verify_numpy",
     "verify_function",
 ]
