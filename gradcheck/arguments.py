@@ -1,10 +1,11 @@
 """What a check is called with: inputs (tensors and anything else), their names, the outputs.
 
-A function's arguments may be floating-point tensors (differentiated), or anything else PyTorch lets
-a forward take — integer class targets, bool masks, floats, ints, ``None`` — passed through as given,
-with ``None`` as their gradient. Its outputs may be one tensor or a tuple; each floating output gets
-a cotangent. Internally the oracles see one function of the floating inputs alone whose output is
-every floating output flattened and concatenated (``Arguments.flat``), so one machinery serves all.
+A function's arguments may be floating-point or complex tensors (differentiated; complex ones under
+PyTorch's convention, see ``gradcheck.oracles``), or anything else PyTorch lets a forward take —
+integer class targets, bool masks, floats, ints, ``None`` — passed through as given, with ``None`` as
+their gradient. Its outputs may be one tensor or a tuple; each floating or complex output gets a
+cotangent. Internally the oracles see one function of the differentiated inputs alone whose output
+is every such output flattened and concatenated (``Arguments.flat``), so one machinery serves all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from gradcheck.errors import GradcheckError
+from gradcheck.tolerance import differentiable_dtype
 
 Tensor = torch.Tensor
 
@@ -25,12 +27,12 @@ def name_of(obj: Any) -> str:
 
 
 def differentiable(value: Any) -> bool:
-    return isinstance(value, Tensor) and value.dtype.is_floating_point
+    return isinstance(value, Tensor) and differentiable_dtype(value.dtype)
 
 
 @dataclass(frozen=True)
 class Arguments:
-    """The inputs as given, their names, and which are differentiated (floating-point tensors)."""
+    """The inputs as given, their names, and which are differentiated (floating-point and complex tensors)."""
 
     values: tuple[Any, ...]
     names: tuple[str, ...]
@@ -71,17 +73,14 @@ def validate_inputs(inputs: Any, names: Sequence[str] | None) -> Arguments:
         raise GradcheckError(f"names: expected {len(inputs)} names (one per input), got {len(names)}")
     diff = tuple(i for i, v in enumerate(inputs) if differentiable(v))
     if not diff:
-        raise GradcheckError("inputs: expected at least one floating-point tensor to differentiate, got none")
+        raise GradcheckError("inputs: expected at least one floating-point tensor (or complex one) to differentiate, got none")
     tensors = [(names[i], inputs[i]) for i in diff]
-    for i, t in enumerate(inputs):
-        if isinstance(t, Tensor) and t.is_complex():
-            raise GradcheckError(f"input {i} ({names[i]}): complex tensors are not supported yet, got {t.dtype}")
     devices = {t.device for _, t in tensors}
     if len(devices) > 1:
         raise GradcheckError("inputs: expected all on one device, got " + ", ".join(f"{n} on {t.device}" for n, t in tensors))
     dtypes = {t.dtype for _, t in tensors}
     if len(dtypes) > 1:
-        raise GradcheckError("inputs: expected one dtype for all floating inputs, got " + ", ".join(f"{n} {t.dtype}" for n, t in tensors))
+        raise GradcheckError("inputs: expected one dtype for all floating and complex inputs, got " + ", ".join(f"{n} {t.dtype}" for n, t in tensors))
     for i in diff:
         t, where = inputs[i], f"input {i} ({names[i]})"
         if t.device.type == "meta":
@@ -94,12 +93,20 @@ def validate_inputs(inputs: Any, names: Sequence[str] | None) -> Arguments:
     return Arguments(values, names, diff)
 
 
+def require_real(args: Arguments, what: str) -> None:
+    """Refuse complex inputs where a check does not take them yet (forward mode, second order)."""
+    for i in args.diff:
+        if args.values[i].is_complex():
+            raise GradcheckError(f"input {i} ({args.names[i]}): {what} takes real floating-point tensors only "
+                                 f"(complex ones go to check_vjp, verify, check_function), got {args.values[i].dtype}")
+
+
 def output_tensors(out: Any) -> tuple[Tensor, ...]:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
 def floating_outputs(out: Any) -> tuple[Tensor, ...]:
-    return tuple(o for o in output_tensors(out) if isinstance(o, Tensor) and o.dtype.is_floating_point)
+    return tuple(o for o in output_tensors(out) if isinstance(o, Tensor) and differentiable_dtype(o.dtype))
 
 
 def flatten_outputs(out: Any) -> Tensor:
@@ -122,6 +129,6 @@ def call_forward(f: Callable[..., Any], args: Sequence[Any], what: str = "f") ->
             raise GradcheckError(f"{what} ({name_of(f)}): expected to return a torch.Tensor or a tuple of them, "
                                  f"got {type(o).__name__}" + (f" as output {k}" if len(outs) > 1 else ""))
     if not floating_outputs(out):
-        raise GradcheckError(f"{what} ({name_of(f)}): expected a floating-point output, got "
+        raise GradcheckError(f"{what} ({name_of(f)}): expected a floating-point or complex output, got "
                              + ", ".join(str(o.dtype) for o in outs))
     return outs

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
 from tqdm import tqdm
@@ -21,10 +23,14 @@ from gradcheck.devices import available_devices
 from gradcheck.rules import RULES, Rule
 from gradcheck.strategies import MAX_SIDE_ENV, default_max_side
 from gradcheck.survey import Row, survey, unsendable
-from gradcheck.tolerance import FLOATING_DTYPES
+from gradcheck.tolerance import COMPLEX_DTYPES, FLOATING_DTYPES
 
-DTYPES = {str(d).removeprefix("torch."): d for d in FLOATING_DTYPES}
+DTYPES = {str(d).removeprefix("torch."): d for d in (*FLOATING_DTYPES, *COMPLEX_DTYPES)}
+# complex64 by default (its rounding is the one to bound); complex128, with its Gaussian-integer exact run,
+# on request: each complex dtype adds about a sixth to the run's time.
+DEFAULT_DTYPES = [*(str(d).removeprefix("torch.") for d in FLOATING_DTYPES), "complex64"]
 DEFAULT_EXAMPLES = 50
+Number = TypeVar("Number", int, float)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _choices(kind: str, known: Sequence[str]):
+def _choices(kind: str, known: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         names = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in names if name not in known]
@@ -47,11 +53,11 @@ def _choices(kind: str, known: Sequence[str]):
     return parse
 
 
-def _positive(kind: type, *, zero: bool = False):
+def _positive(kind: type[Number], *, zero: bool = False) -> Callable[[str], Number]:
     """An argparse type: a positive (finite) int or float (or zero, when allowed), with a one-line message otherwise."""
     adjective = "non-negative" if zero else "positive"
 
-    def parse(text: str):
+    def parse(text: str) -> Number:
         try:
             value = kind(text)
         except ValueError:
@@ -88,14 +94,17 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
     parser.add_argument("--rules", type=_choices("rule", names), default=names, help="comma-separated rule names (default: all)")
     parser.add_argument("--device", type=_choices("device", ["cpu", "cuda"]), default=available_devices(),
                         help="comma-separated devices (default: every available one)")
-    parser.add_argument("--dtype", type=_choices("dtype", list(DTYPES)), default=list(DTYPES), help="comma-separated dtypes (default: all four)")
+    parser.add_argument("--dtype", type=_choices("dtype", list(DTYPES)), default=None,
+                        help=f"comma-separated dtypes of {', '.join(DTYPES)} (default: {', '.join(DEFAULT_DTYPES)}); "
+                             "complex ones for the rules with a complex formula")
     parser.add_argument("--examples", type=_positive(int), default=DEFAULT_EXAMPLES,
                         help=f"hypothesis examples per rule, device and dtype (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--max-side", type=_positive(int, zero=True), default=None, metavar="N",
                         help="largest side of a generated operand; most sides stay at 0-4, some reach N "
                              f"(default: ${MAX_SIDE_ENV}, else 4)")
-    parser.add_argument("--jobs", type=_positive(int), default=1, metavar="N",
-                        help="run the (rule, device, dtype) rows in N worker processes (default 1)")
+    parser.add_argument("--jobs", type=_positive(int), default=None, metavar="N",
+                        help="run the (rule, device, dtype) rows in N worker processes (default: one per core, "
+                             "or 1 when a rule's functions cannot be sent to a worker)")
     parser.add_argument("--derandomize", action="store_true",
                         help="the same examples on every run (hypothesis's derandomize), as the ci profile")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
@@ -109,15 +118,25 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
         parser.error(f"device {', '.join(missing)} is not available here; available: {', '.join(available_devices())}")
 
     chosen = [rule for rule in rules if rule.name in args.rules]
+    dtypes = [DTYPES[name] for name in args.dtype or DEFAULT_DTYPES]
+    skipped = [f"{rule.name} on {str(d).removeprefix('torch.')}" for rule in chosen for d in dtypes if d not in rule.dtypes]
+    if len(skipped) == len(chosen) * len(dtypes):
+        complex_rules = ", ".join(rule.name for rule in rules if rule.complex_formula is not None)
+        parser.error(f"no chosen rule holds for dtype {', '.join(args.dtype)}: complex dtypes go with the rules that "
+                     f"have a complex formula ({complex_rules})")
+    if args.jobs is None:  # as many workers as cores, rows permitting; in-process when rules cannot travel
+        args.jobs = 1 if unsendable(chosen) else max(1, min(os.cpu_count() or 1, len(chosen) * len(dtypes) * len(args.device)))
     problem = unsendable(chosen) if args.jobs > 1 else None
     if problem:
         parser.error(f"--jobs {args.jobs}: {problem}")
     started = time.perf_counter()
-    rows = survey(chosen, args.device, [DTYPES[name] for name in args.dtype], args.examples,
+    rows = survey(chosen, args.device, dtypes, args.examples,
                   progress=lambda jobs: tqdm(jobs, desc="verifying", unit="run", file=sys.stderr),
                   max_side=max_side, jobs=args.jobs, derandomize=args.derandomize)
     seconds = time.perf_counter() - started
     print(format_rows(rows))
+    if skipped and args.dtype:  # asked for by name: say which rows a rule's dtypes left out
+        print(f"\nnot run (no complex formula): {', '.join(skipped)}")
     failed = [row for row in rows if row.status != "ok"]
     for row in failed:
         print(f"\n{row.rule} on {row.device} {row.dtype}:\n{row.failure}")
@@ -139,12 +158,15 @@ def run_verification(argv: Sequence[str], rules: Sequence[Rule]) -> int:
 def formula_table(rules: Sequence[Rule] = RULES, *, markdown: bool = False) -> str:
     """The reference table, from the rule table itself (README's copy is tested against this)."""
     if markdown:
-        lines = ["| rule | formula (reverse mode) | forward mode (JVP) | shapes |", "|---|---|---|---|"]
-        lines += [f"| `{r.name}` | {r.formula} | {r.jvp_formula} | {r.shapes} |" for r in rules]
+        lines = ["| rule | formula (reverse mode) | complex (PyTorch's convention) | forward mode (JVP) | shapes |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| `{r.name}` | {r.formula} | {r.complex_formula or '—'} | {r.jvp_formula} | {r.shapes} |" for r in rules]
         return "\n".join(lines)
     width = max(len(r.name) for r in rules)
-    return "\n".join(f"{r.name.ljust(width)}  {r.formula}\n{' ' * width}  jvp: {r.jvp_formula}\n"
-                     f"{' ' * width}  shapes: {r.shapes}" for r in rules)
+    pad = " " * width
+    return "\n".join(f"{r.name.ljust(width)}  {r.formula}\n"
+                     + (f"{pad}  complex: {r.complex_formula}\n" if r.complex_formula is not None else "")
+                     + f"{pad}  jvp: {r.jvp_formula}\n{pad}  shapes: {r.shapes}" for r in rules)
 
 
 def run_formulas(argv: Sequence[str]) -> int:
@@ -190,7 +212,7 @@ def run_linreg(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(document, indent=2, allow_nan=False))
         return 0
-    fmt = lambda v: "nan" if v is None else f"{v:.6g}"  # noqa: E731
+    fmt: Callable[[float | None], str] = lambda v: "nan" if v is None else f"{v:.6g}"  # noqa: E731
     print(f"seed {args.seed}, lr {args.lr:g}, {args.steps} steps, batch {args.batch_size}")
     print(f"hand-derived: w = {fmt(document['w'])}, b = {fmt(document['b'])}; autograd: w = {fmt(document['w_autograd'])}, "
           f"b = {fmt(document['b_autograd'])}; largest difference at any step {fmt(document['max_trajectory_diff'])}")

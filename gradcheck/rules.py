@@ -13,6 +13,14 @@ the output tangent for one tangent per input, shaped like the output — the dif
 ``dC = dA·B + A·dB`` (the product rule). A tangent has its primal's shape, so forward mode needs no
 ``unbroadcast``: broadcasting in the formula does what the forward did.
 
+Complex inputs (the matmul family) follow PyTorch's convention: a cotangent ``G`` stands for the real
+loss ``Re⟨G, C⟩ = Re Σ conj(G)·C``, and a gradient ``v`` is what gives ``dL = Re⟨v, dx⟩``. The same
+identity, with ``⟨X, Y⟩ = Σ conj(X)·Y``, gives ``⟨G, dA·B⟩ = ⟨G·Bᴴ, dA⟩``: ``dA = G·Bᴴ`` and
+``dB = Aᴴ·G``, the conjugate transpose where the real rule has the transpose (``B.mH`` is ``B.mT`` for a
+real tensor, and ``conj()`` a no-op, so one function serves both). A product's factors are conjugated;
+real coefficients (``addmm``'s α, β) are not. The forward-mode rules need nothing new: ``dC = dA·B +
+A·dB`` is holomorphic.
+
 A rule carries no error analysis: the check derives the bound from the computation itself
 (``gradcheck.rounding``).
 """
@@ -22,11 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
 
 from gradcheck import strategies as S
+from gradcheck.tolerance import COMPLEX_DTYPES, FLOATING_DTYPES
 
 Tensor = torch.Tensor
 Grads = tuple[Tensor | None, ...]
@@ -43,11 +53,18 @@ class Rule:
     operands: Callable[..., st.SearchStrategy[tuple[Tensor, ...]]]
     jvp: Callable[..., Tensor]
     jvp_formula: str
+    complex_formula: str | None = None  # reverse mode on complex inputs (PyTorch's convention); None: real only
+
+    @property
+    def dtypes(self) -> tuple[torch.dtype, ...]:
+        """The dtypes the rule is verified in: the four real ones, and complex128 and complex64 where it
+        has a complex formula."""
+        return FLOATING_DTYPES + (COMPLEX_DTYPES if self.complex_formula is not None else ())
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         return self.forward(*inputs)
 
-    def check_options(self) -> dict:
+    def check_options(self) -> dict[str, Any]:
         """How ``check_vjp`` names this rule's inputs in its reports (nothing about error bounds)."""
         return {"names": self.input_names, "label": self.name}
 
@@ -69,8 +86,8 @@ def unbroadcast(grad: Tensor, shape: torch.Size | tuple[int, ...]) -> Tensor:
 # with one factor replaced by its tangent.
 
 def mm_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
-    """C = A·B: dA = G·Bᵀ, dB = Aᵀ·G."""
-    return G @ B.mT, A.mT @ G
+    """C = A·B: dA = G·Bᵀ, dB = Aᵀ·G (complex: G·Bᴴ, Aᴴ·G)."""
+    return G @ B.mH, A.mH @ G
 
 
 def mm_jvp(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
@@ -79,8 +96,8 @@ def mm_jvp(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
 
 
 def bmm_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
-    """Per batch element, as mm: dA[i] = G[i]·B[i]ᵀ, dB[i] = A[i]ᵀ·G[i]."""
-    return G @ B.mT, A.mT @ G
+    """Per batch element, as mm: dA[i] = G[i]·B[i]ᵀ, dB[i] = A[i]ᵀ·G[i] (complex: ᴴ for ᵀ)."""
+    return G @ B.mH, A.mH @ G
 
 
 def bmm_jvp(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
@@ -90,13 +107,14 @@ def bmm_jvp(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
 
 def matmul_vjp(A: Tensor, B: Tensor, G: Tensor) -> Grads:
     """torch.matmul: a 1-D A is a row (1, n), a 1-D B a column (n, 1); G gets the removed axes back.
-    Batch dimensions broadcast, so each gradient is summed back over its operand's broadcast copies."""
+    Batch dimensions broadcast, so each gradient is summed back over its operand's broadcast copies.
+    Complex: the conjugate transposes, as mm."""
     a = A.unsqueeze(0) if A.ndim == 1 else A
     b = B.unsqueeze(-1) if B.ndim == 1 else B
     g = G.unsqueeze(-1) if B.ndim == 1 else G
     g = g.unsqueeze(-2) if A.ndim == 1 else g
-    dA = unbroadcast(g @ b.mT, a.shape).reshape(A.shape)
-    dB = unbroadcast(a.mT @ g, b.shape).reshape(B.shape)
+    dA = unbroadcast(g @ b.mH, a.shape).reshape(A.shape)
+    dB = unbroadcast(a.mH @ g, b.shape).reshape(B.shape)
     return dA, dB
 
 
@@ -107,8 +125,8 @@ def matmul_jvp(A: Tensor, B: Tensor, dA: Tensor, dB: Tensor) -> Tensor:
 
 
 def mv_vjp(M: Tensor, v: Tensor, G: Tensor) -> Grads:
-    """y = M·v: dM = G·vᵀ (an outer product), dv = Mᵀ·G."""
-    return torch.outer(G, v), M.mT @ G
+    """y = M·v: dM = G·vᵀ (an outer product), dv = Mᵀ·G (complex: G·vᴴ, Mᴴ·G)."""
+    return torch.outer(G, v.conj()), M.mH @ G
 
 
 def mv_jvp(M: Tensor, v: Tensor, dM: Tensor, dv: Tensor) -> Tensor:
@@ -117,8 +135,8 @@ def mv_jvp(M: Tensor, v: Tensor, dM: Tensor, dv: Tensor) -> Tensor:
 
 
 def dot_vjp(a: Tensor, b: Tensor, G: Tensor) -> Grads:
-    """s = aᵀb (a scalar): da = G·b, db = G·a."""
-    return G * b, G * a
+    """s = aᵀb (a scalar; torch.dot conjugates neither factor): da = G·b, db = G·a (complex: G·b̄, G·ā)."""
+    return G * b.conj(), G * a.conj()
 
 
 def dot_jvp(a: Tensor, b: Tensor, da: Tensor, db: Tensor) -> Tensor:
@@ -127,8 +145,8 @@ def dot_jvp(a: Tensor, b: Tensor, da: Tensor, db: Tensor) -> Tensor:
 
 
 def outer_vjp(a: Tensor, b: Tensor, G: Tensor) -> Grads:
-    """C = a·bᵀ: da = G·b, db = Gᵀ·a."""
-    return G @ b, G.mT @ a
+    """C = a·bᵀ: da = G·b, db = Gᵀ·a (complex: G·b̄, Gᵀ·ā)."""
+    return G @ b.conj(), G.mT @ a.conj()
 
 
 def outer_jvp(a: Tensor, b: Tensor, da: Tensor, db: Tensor) -> Tensor:
@@ -138,10 +156,11 @@ def outer_jvp(a: Tensor, b: Tensor, da: Tensor, db: Tensor) -> Tensor:
 
 def linear_vjp(x: Tensor, W: Tensor, b: Tensor, G: Tensor) -> Grads:
     """y = x·Wᵀ + b over any leading batch dimensions: dx = G·W, dW = Gᵀ·x and db = Σ G, both summed
-    over every batch row (the bias was broadcast to each row)."""
+    over every batch row (the bias was broadcast to each row). Complex: dx = G·W̄, dW = Gᵀ·x̄ (the
+    forward transposes W without conjugating it, so the gradient conjugates the other factor only)."""
     rows = math.prod(x.shape[:-1])
     rows_g, rows_x = G.reshape(rows, W.shape[0]), x.reshape(rows, W.shape[1])
-    return G @ W, rows_g.mT @ rows_x, rows_g.sum(dim=0)
+    return G @ W.conj(), rows_g.mT @ rows_x.conj(), rows_g.sum(dim=0)
 
 
 def linear_jvp(x: Tensor, W: Tensor, b: Tensor, dx: Tensor, dW: Tensor, db: Tensor) -> Tensor:
@@ -157,8 +176,9 @@ def addmm(inp: Tensor, m1: Tensor, m2: Tensor) -> Tensor:
 
 
 def addmm_vjp(inp: Tensor, m1: Tensor, m2: Tensor, G: Tensor) -> Grads:
-    """out = β·input + α·m1·m2: d input = Σ_broadcast β·G, dm1 = α·G·m2ᵀ, dm2 = α·m1ᵀ·G."""
-    return unbroadcast(ADDMM_BETA * G, inp.shape), ADDMM_ALPHA * (G @ m2.mT), ADDMM_ALPHA * (m1.mT @ G)
+    """out = β·input + α·m1·m2: d input = Σ_broadcast β·G, dm1 = α·G·m2ᵀ, dm2 = α·m1ᵀ·G (complex: ᴴ for
+    ᵀ; α and β are real, else they would be conjugated too)."""
+    return unbroadcast(ADDMM_BETA * G, inp.shape), ADDMM_ALPHA * (G @ m2.mH), ADDMM_ALPHA * (m1.mH @ G)
 
 
 def addmm_jvp(inp: Tensor, m1: Tensor, m2: Tensor, dinp: Tensor, dm1: Tensor, dm2: Tensor) -> Tensor:
@@ -276,30 +296,32 @@ def hessian_vector_product(x: Tensor, y: Tensor, w: Tensor, b: Tensor, v_w: Tens
 RULES: tuple[Rule, ...] = (
     Rule("mm", torch.mm, mm_vjp, "C = A·B;  dA = G·Bᵀ,  dB = Aᵀ·G", "A (m,k), B (k,p), G (m,p)",
          ("A", "B"), S.mm_operands,
-         jvp=mm_jvp, jvp_formula="dC = dA·B + A·dB"),
+         jvp=mm_jvp, jvp_formula="dC = dA·B + A·dB", complex_formula="dA = G·Bᴴ,  dB = Aᴴ·G"),
     Rule("matmul", torch.matmul, matmul_vjp,
          "C = A·B (batched, 1-D promoted);  dA = Σ_bcast G·Bᵀ,  dB = Σ_bcast Aᵀ·G",
          "A (…,m,n) or (n,), B (…,n,p) or (n,), G (…,m,p) less the 1-D axes", ("A", "B"), S.matmul_operands,
-         jvp=matmul_jvp, jvp_formula="dC = dA·B + A·dB (promoted and broadcast as the forward)"),
+         jvp=matmul_jvp, jvp_formula="dC = dA·B + A·dB (promoted and broadcast as the forward)",
+         complex_formula="dA = Σ_bcast G·Bᴴ,  dB = Σ_bcast Aᴴ·G"),
     Rule("bmm", torch.bmm, bmm_vjp, "C[i] = A[i]·B[i];  dA[i] = G[i]·B[i]ᵀ,  dB[i] = A[i]ᵀ·G[i]",
          "A (b,m,k), B (b,k,p), G (b,m,p)", ("A", "B"), S.bmm_operands,
-         jvp=bmm_jvp, jvp_formula="dC[i] = dA[i]·B[i] + A[i]·dB[i]"),
+         jvp=bmm_jvp, jvp_formula="dC[i] = dA[i]·B[i] + A[i]·dB[i]", complex_formula="dA[i] = G[i]·B[i]ᴴ,  dB[i] = A[i]ᴴ·G[i]"),
     Rule("mv", torch.mv, mv_vjp, "y = M·v;  dM = G·vᵀ,  dv = Mᵀ·G", "M (m,k), v (k,), G (m,)",
          ("M", "v"), S.mv_operands,
-         jvp=mv_jvp, jvp_formula="dy = dM·v + M·dv"),
+         jvp=mv_jvp, jvp_formula="dy = dM·v + M·dv", complex_formula="dM = G·vᴴ,  dv = Mᴴ·G"),
     Rule("dot", torch.dot, dot_vjp, "s = aᵀ·b;  da = G·b,  db = G·a", "a (n,), b (n,), G ()",
          ("a", "b"), S.dot_operands,
-         jvp=dot_jvp, jvp_formula="ds = daᵀ·b + aᵀ·db"),
+         jvp=dot_jvp, jvp_formula="ds = daᵀ·b + aᵀ·db", complex_formula="da = G·b̄,  db = G·ā"),
     Rule("outer", torch.outer, outer_vjp, "C = a·bᵀ;  da = G·b,  db = Gᵀ·a", "a (m,), b (p,), G (m,p)",
          ("a", "b"), S.outer_operands,
-         jvp=outer_jvp, jvp_formula="dC = da·bᵀ + a·dbᵀ"),
+         jvp=outer_jvp, jvp_formula="dC = da·bᵀ + a·dbᵀ", complex_formula="da = G·b̄,  db = Gᵀ·ā"),
     Rule("linear", torch.nn.functional.linear, linear_vjp, "y = x·Wᵀ + b;  dx = G·W,  dW = Gᵀ·x,  db = Σ_rows G",
          "x (…,in), W (out,in), b (out,), G (…,out)", ("x", "W", "b"), S.linear_operands,
-         jvp=linear_jvp, jvp_formula="dy = dx·Wᵀ + x·dWᵀ + db"),
+         jvp=linear_jvp, jvp_formula="dy = dx·Wᵀ + x·dWᵀ + db", complex_formula="dx = G·W̄,  dW = Gᵀ·x̄,  db = Σ_rows G"),
     Rule("addmm", addmm, addmm_vjp,
          f"C = β·I + α·A·B (β={ADDMM_BETA}, α={ADDMM_ALPHA});  dI = Σ_bcast β·G,  dA = α·G·Bᵀ,  dB = α·Aᵀ·G",
          "I broadcastable to (n,p), A (n,k), B (k,p), G (n,p)", ("input", "A", "B"), S.addmm_operands,
-         jvp=addmm_jvp, jvp_formula="dC = β·dI + α·(dA·B + A·dB)"),
+         jvp=addmm_jvp, jvp_formula="dC = β·dI + α·(dA·B + A·dB)",
+         complex_formula="dI = Σ_bcast β·G,  dA = α·G·Bᴴ,  dB = α·Aᴴ·G  (α, β real)"),
     Rule("expand", expand, expand_vjp, "Y = b.expand_as(like);  db = Σ_expanded G", "b broadcastable to like, G shaped as like",
          ("b", "like"), S.expand_operands,
          jvp=expand_jvp, jvp_formula="dY = db.expand_as(like)  (like lends only its shape)"),

@@ -9,6 +9,7 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from hypothesis import settings
@@ -21,7 +22,7 @@ from gradcheck.rules import Rule
 @dataclass
 class Row:
     """One rule on one device and dtype: how many examples, the worst error as a fraction of its bound
-    against each oracle, the exact-arithmetic verdict (float64 rows only) and the overall status."""
+    against each oracle, the exact-arithmetic verdict (float64 and complex128 rows only) and the overall status."""
 
     rule: str
     device: str
@@ -33,7 +34,7 @@ class Row:
     status: str = "ok"
     failure: str | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -72,8 +73,8 @@ def survey_rule(rule: Rule, device: str, dtype: torch.dtype, examples: int, *,
     row = Row(rule.name, device, str(dtype).removeprefix("torch."))
     worst, failure = _run(rule, device, dtype, examples, False, max_side, derandomize)
     row.examples, row.worst_autograd, row.worst_finite_differences = worst.examples, worst.autograd, worst.fd
-    if dtype == torch.float64:
-        exact_worst, exact_failure = _run(rule, device, None, examples, True, max_side, derandomize)
+    if dtype in (torch.float64, torch.complex128):  # integers, Gaussian integers for complex128
+        exact_worst, exact_failure = _run(rule, device, dtype, examples, True, max_side, derandomize)
         row.examples += exact_worst.examples
         row.exact = "pass" if exact_failure is None else "FAIL"
         failure = failure or exact_failure
@@ -85,13 +86,13 @@ def survey_rule(rule: Rule, device: str, dtype: torch.dtype, examples: int, *,
 class _Completed:
     """Futures in the order they finish, with a length, so that a progress bar knows its total."""
 
-    def __init__(self, futures: Sequence[Future]) -> None:
+    def __init__(self, futures: Sequence[Future[Row]]) -> None:
         self.futures = futures
 
     def __len__(self) -> int:
         return len(self.futures)
 
-    def __iter__(self) -> Iterator[Future]:
+    def __iter__(self) -> Iterator[Future[Row]]:
         return as_completed(self.futures)
 
 
@@ -116,20 +117,21 @@ def survey(
     devices: Sequence[str],
     dtypes: Sequence[torch.dtype],
     examples: int,
-    progress: Callable[[Iterable], Iterable] = lambda jobs: jobs,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda jobs: jobs,
     *,
     max_side: int | None = None,
     jobs: int = 1,
     derandomize: bool = False,
 ) -> list[Row]:
-    """One row per (rule, device, dtype), in that order. ``jobs > 1`` runs the rows in as many worker
+    """One row per (rule, device, dtype), in that order, for the dtypes each rule holds for (``Rule.dtypes``:
+    complex ones only where it has a complex formula). ``jobs > 1`` runs the rows in as many worker
     processes (spawned, so that CUDA works in them; each imports torch, a few seconds; rules must pickle,
     as module-level functions do); ``progress`` then sees the rows as they finish, and the rows are those
     a serial run gives. Derandomized, ``python -m gradcheck`` gives the same numbers too for any number of
     jobs (hypothesis's derandomized draws also depend on constants it collects from the loaded project
     modules, which the command and its workers share)."""
-    work = [(rule, device, dtype) for rule in rules for device in devices for dtype in dtypes]
-    options = dict(max_side=max_side, derandomize=derandomize)
+    work = [(rule, device, dtype) for rule in rules for device in devices for dtype in dtypes if dtype in rule.dtypes]
+    options: dict[str, Any] = dict(max_side=max_side, derandomize=derandomize)
     if jobs <= 1 or len(work) <= 1:
         return [survey_rule(rule, device, dtype, examples, **options) for rule, device, dtype in progress(work)]
     problem = unsendable(rules)

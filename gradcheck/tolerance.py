@@ -15,12 +15,26 @@ import math
 import torch
 
 FLOATING_DTYPES: tuple[torch.dtype, ...] = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+# A complex number is a pair of its real dtype's numbers (complex64: two float32s), each part rounded
+# with that dtype's u; what a complex operation loses in modulus is bounded from there (rounding.py).
+COMPLEX_DTYPES: tuple[torch.dtype, ...] = (torch.complex128, torch.complex64)
+
+
+def differentiable_dtype(dtype: torch.dtype) -> bool:
+    """Floating point or complex: the dtypes autograd differentiates."""
+    return dtype.is_floating_point or dtype.is_complex
+
+
+def reference_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Where the oracles and the error model compute: float64, or complex128 for a complex dtype."""
+    return torch.complex128 if dtype.is_complex else torch.float64
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:
-    """``u``: half the distance from 1 to the next representable number (2⁻⁵³ for float64)."""
-    if not dtype.is_floating_point:
-        raise TypeError(f"unit_roundoff needs a floating dtype, got {dtype}")
+    """``u``: half the distance from 1 to the next representable number (2⁻⁵³ for float64); a complex
+    dtype's is that of its parts (complex64: float32's)."""
+    if not differentiable_dtype(dtype):
+        raise TypeError(f"unit_roundoff needs a floating or complex dtype, got {dtype}")
     return torch.finfo(dtype).eps / 2
 
 
