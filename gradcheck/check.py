@@ -36,10 +36,10 @@ from gradcheck.oracles import (
     upcast,
 )
 from gradcheck.replay import reproducer
-from gradcheck.report import ORACLES, Problem, Report
-from gradcheck.rounding import RunningError
+from gradcheck.report import ORACLES, Comparison, Problem, Report
+from gradcheck.rounding import RunningError, all_finite
 from gradcheck.strategies import cotangents as cotangent_strategy
-from gradcheck.tolerance import failure_probability
+from gradcheck.tolerance import differentiable_dtype, failure_probability, reference_dtype
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -47,6 +47,9 @@ COTANGENT_SEED_SALT = 0x6A09E667  # the cotangent is not drawn from the stream a
 UNTRACED_MARGIN = 16.0  # a VJP the error model cannot see into is allowed 16× autograd's own traced rounding
 DETERMINISM_MAX_ELEMENTS = 1 << 16
 EXACT_COTANGENT_VALUES = (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0)
+COMPLEX_CONVENTION = ("complex inputs are judged under PyTorch's convention: G stands for the real loss L = Re⟨G, f(x)⟩ "
+                      "and a gradient is ∂L/∂Re x + i·∂L/∂Im x; for C = A·B that is dA = G·Bᴴ, dB = Aᴴ·G (conjugate "
+                      "transposes where a rule for real inputs has Bᵀ, Aᵀ)")
 
 __all__ = ["GradcheckError", "GradientMismatch", "assert_vjp", "check_function", "check_vjp", "verify", "verify_function"]
 
@@ -54,28 +57,30 @@ __all__ = ["GradcheckError", "GradientMismatch", "assert_vjp", "check_function",
 # ---- cotangents -------------------------------------------------------------------------------------
 
 def _draw_cotangent(out: Tensor, generator: torch.Generator, exact: bool) -> Tensor:
+    shape = (*out.shape, 2) if out.is_complex() else tuple(out.shape)  # a complex one: both parts drawn
     if exact:
         choices = torch.tensor(EXACT_COTANGENT_VALUES, dtype=F64)
-        drawn = choices[torch.randint(len(choices), tuple(out.shape), generator=generator)]
+        drawn = choices[torch.randint(len(choices), shape, generator=generator)]
     else:
-        drawn = torch.randn(tuple(out.shape), generator=generator, dtype=F64)
+        drawn = torch.randn(shape, generator=generator, dtype=F64)
+    drawn = torch.view_as_complex(drawn) if out.is_complex() else drawn
     return drawn.to(dtype=out.dtype, device=out.device)
 
 
 def _cotangents(outs: Sequence[Tensor], given_: Any, *, exact: bool, seed: int) -> tuple[Tensor | None, ...]:
-    """One cotangent per output (None for a non-floating output): the caller's, checked, or drawn —
-    never all ones, which would hide a backward that ignores it."""
-    floating = [o.dtype.is_floating_point for o in outs]
+    """One cotangent per output (None for an output neither floating nor complex): the caller's,
+    checked, or drawn — never all ones, which would hide a backward that ignores it."""
+    floating = [differentiable_dtype(o.dtype) for o in outs]
     if given_ is None:
         generator = torch.Generator().manual_seed(seed ^ COTANGENT_SEED_SALT)
         return tuple(_draw_cotangent(o, generator, exact) if fl else None for o, fl in zip(outs, floating))
     given_ = (given_,) if isinstance(given_, Tensor) or given_ is None else tuple(given_)
     if len(given_) != len(outs):
         raise GradcheckError(f"cotangent: expected {len(outs)} (one per output of f), got {len(given_)}")
-    checked = []
+    checked: list[Tensor | None] = []
     for k, (o, g) in enumerate(zip(outs, given_)):
         where = "cotangent" if len(outs) == 1 else f"cotangent {k}"
-        if not o.dtype.is_floating_point:
+        if not differentiable_dtype(o.dtype):
             checked.append(None)
             continue
         if not isinstance(g, Tensor):
@@ -92,6 +97,7 @@ def _cotangents(outs: Sequence[Tensor], given_: Any, *, exact: bool, seed: int) 
 def _require_exact(args: Arguments, cotangents: Sequence[Tensor | None]) -> None:
     named = [*zip(args.diff_names, args.tensors), *((f"cotangent {k}", g) for k, g in enumerate(cotangents) if g is not None)]
     for name, t in named:
+        t = torch.view_as_real(t.resolve_conj()) if t.is_complex() else t  # Gaussian integers: both parts
         if not torch.equal(t, t.round()):
             raise GradcheckError(f"{name}: exact mode expects integer values, got non-integers")
 
@@ -114,8 +120,9 @@ def check_vjp(
     contract: str = "raw",
 ) -> Report:
     """Check ``vjp(*inputs, *cotangents)`` — one gradient per input, ``None`` for inputs that are not
-    floating-point tensors (and where an input needs none) — against reverse-mode autograd on ``f``
-    and central finite differences of ``f``, for every floating input.
+    floating-point or complex tensors (and where an input needs none) — against reverse-mode autograd
+    on ``f`` and central finite differences of ``f``, for every floating or complex input. Complex
+    inputs follow PyTorch's convention (``C = A·B``: ``dA = G·Bᴴ``, ``dB = Aᴴ·G``; ``gradcheck.oracles``).
 
     No error analysis is asked of the caller: the VJP runs under the running error model, which
     bounds its rounding op by op from the values it computes, and the oracles are traced the same
@@ -160,7 +167,8 @@ def check_vjp(
     return report
 
 
-def _replay(f, vjp, args: Arguments, Gs, *, exact, contract, label) -> str:
+def _replay(f: Callable[..., Any], vjp: Callable[..., Any], args: Arguments, Gs: Sequence[Tensor | None], *, exact: bool, contract: str,
+            label: str | None) -> str:
     function = getattr(f, "__self__", None)
     options = {"exact": exact or None, "label": label}
     if function is not None and isinstance(function, type) and issubclass(function, torch.autograd.Function):
@@ -192,7 +200,8 @@ def _clone(v: Any) -> Any:
     return v.clone() if isinstance(v, Tensor) else v
 
 
-def _run_checks(report: Report, vjp, reference, args: Arguments, Gs, *, exact, oracles, seed, probabilistic, contract) -> None:
+def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[..., Any], args: Arguments, Gs: Sequence[Tensor | None], *,
+                exact: bool, oracles: Sequence[str], seed: int, probabilistic: float | None, contract: str) -> None:
     originals, original_Gs = [_clone(v) for v in args.values], [_clone(g) for g in Gs]  # never handed to user code
     mode = RunningError(exact=exact, probabilistic=probabilistic)
     mode.watch(*args.tensors, *(g for g in Gs if g is not None))
@@ -212,20 +221,24 @@ def _run_checks(report: Report, vjp, reference, args: Arguments, Gs, *, exact, o
     structure = check_structure(grads, args, contract)
     report.problems += structure.failures
     report.warnings += structure.warnings
-    # Called again on fresh copies when the first call changed what it was given; past
-    # DETERMINISM_MAX_ELEMENTS a second full backward would dominate the cost of the check.
+    # Determinism: two plain calls (no mode) on fresh copies, compared with each other — not with the
+    # traced call, since torch may take another kernel path when a dispatch mode is active (a batched
+    # matmul folded differently rounds differently). Past DETERMINISM_MAX_ELEMENTS two more full
+    # backwards would dominate the cost of the check.
     if sum(t.numel() for t in args.tensors) > DETERMINISM_MAX_ELEMENTS:
-        again, raised_again = None, None
-        report.notes.append(f"determinism not checked (a second call) above {DETERMINISM_MAX_ELEMENTS} input elements")
+        report.notes.append(f"determinism not checked (two more calls) above {DETERMINISM_MAX_ELEMENTS} input elements")
     else:
-        again, raised_again = _call_vjp(vjp, [_clone(o) for o in originals] if mutated else args.values,
-                                        [_clone(g) for g in original_Gs], None)
-    if raised_again is not None:
-        report.problems.append(Problem("nondeterministic", "the same result from two calls", f"the second call raised {raised_again}"))
-    elif isinstance(again, (tuple, list, Tensor)) and count_problem(again, args) is None:
-        for i, (a, b) in enumerate(zip(grads, as_tuple(again, args))):
-            if i in args.diff and i not in structure.unusable and not _same(a, b):
-                report.problems.append(Problem("nondeterministic", "the same gradient from two calls", "different values", i, args.names[i]))
+        calls = [_call_vjp(vjp, [_clone(o) for o in originals], [_clone(g) for g in original_Gs], None) for _ in range(2)]
+        raised_again = next((r for _, r in calls if r is not None), None)
+        if raised_again is not None:
+            report.problems.append(Problem("nondeterministic", "the same result from every call",
+                                           f"a call without the error model raised {raised_again}"))
+        elif all(isinstance(c, (tuple, list, Tensor)) and count_problem(c, args) is None for c, _ in calls):
+            first, again = (as_tuple(c, args) for c, _ in calls)
+            for i, (a, b) in enumerate(zip(first, again)):
+                if i in args.diff and i not in structure.unusable and not _same(a, b):
+                    report.problems.append(Problem("nondeterministic", "the same gradient from two calls", "different values",
+                                                   i, args.names[i]))
     if mode.overflows:
         report.problems.append(Problem("overflow", f"the vjp's arithmetic to stay within {args.tensors[0].dtype}'s range",
                                        "; ".join(mode.overflows[:3])))
@@ -234,8 +247,8 @@ def _run_checks(report: Report, vjp, reference, args: Arguments, Gs, *, exact, o
                     seed=seed, probabilistic=probabilistic)
 
 
-def _manual_errors(report: Report, reference, args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
-                   Gs, mode: RunningError) -> dict[int, Tensor]:
+def _manual_errors(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
+                   Gs: Sequence[Tensor | None], mode: RunningError) -> dict[int, Tensor]:
     """The bound on each hand-written gradient's own rounding, traced from its run; for a VJP the
     mode could not see into, the model of autograd's VJP in the same dtype with a margin, said so."""
     errors: dict[int, Tensor] = {}
@@ -268,16 +281,18 @@ def _manual_errors(report: Report, reference, args: Arguments, raw: Sequence[Any
     return errors
 
 
-def _compare_values(report, reference, args: Arguments, raw, normalized, Gs, mode, *, exact, oracles, seed, probabilistic) -> None:
+def _compare_values(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
+                    Gs: Sequence[Tensor | None], mode: RunningError, *, exact: bool, oracles: Sequence[str], seed: int,
+                    probabilistic: float | None) -> None:
     flat = args.flat(reference)
     xs = upcast(args.tensors)
-    G64 = flatten_outputs(tuple(g.detach().to(F64) for g in Gs if g is not None))
+    G64 = flatten_outputs(tuple(g.detach().to(reference_dtype(g.dtype)) for g in Gs if g is not None))
     out64 = call_forward(reference, args.with_tensors(xs), "the reference forward on float64 copies of the inputs")
-    if any(not bool(torch.isfinite(o).all()) for o in out64 if o.dtype.is_floating_point):
+    if any(not all_finite(o) for o in out64 if differentiable_dtype(o.dtype)):
         flat_out = flatten_outputs(out64).reshape(-1)
         where = int((~torch.isfinite(flat_out)).nonzero()[0, 0])
         report.problems.append(Problem("overflow", "f finite at these inputs (in float64)",
-                                       f"{float(flat_out.reshape(-1)[where])} at flattened output index {where}"))
+                                       f"{flat_out.reshape(-1)[where].item()} at flattened output index {where}"))
         return
     errors = _manual_errors(report, reference, args, raw, normalized, Gs, mode)
     manual = {i: (torch.zeros_like(args.values[i]) if g is None else g) for i, g in normalized.items()}
@@ -293,9 +308,12 @@ def _compare_values(report, reference, args: Arguments, raw, normalized, Gs, mod
     for i, g in normalized.items():
         if g is None and any(not c.ok for c in report.comparisons if c.input_index == i):
             report.problems.append(Problem("missing", "a gradient (the oracles' is not zero)", "None", i, args.names[i]))
+    if any(x.is_complex() for x in args.tensors) and not all(c.ok for c in report.comparisons):
+        report.notes.append(COMPLEX_CONVENTION)
 
 
-def _autograd_comparisons(report, flat, args: Arguments, manual, errors, ref: Reference, xs, G64, *, exact, seed) -> None:
+def _autograd_comparisons(report: Report, flat: Callable[..., Tensor], args: Arguments, manual: dict[int, Tensor], errors: dict[int, Tensor],
+                          ref: Reference, xs: Sequence[Tensor], G64: Tensor, *, exact: bool, seed: int) -> None:
     if ref.fallbacks:
         report.notes.append("ops without an error rule in f: " + "; ".join(f"{k}: {v}" for k, v in ref.fallbacks.items()))
     nudged: list[tuple[Tensor, ...]] | None = None
@@ -310,14 +328,21 @@ def _autograd_comparisons(report, flat, args: Arguments, manual, errors, ref: Re
             # just beside the point are excused, the others still judged.
             nudged = nudged if nudged is not None else nudged_references(flat, xs, G64, torch.Generator().manual_seed(seed))
             c = _kink_comparison(c, i, args.names[i], exact, manual[i], expected, [n[k] for n in nudged], bound, ref.kinks)
+        if not c.ok and expected.is_complex() and element_comparison(i, "", "", exact, manual[i].conj(), expected, bound).ok:
+            report.notes.append(f"input {i} ({args.names[i]}): the gradient is the complex conjugate of PyTorch's "
+                                "(JAX's convention, or one conjugation too many or too few)")
         report.comparisons.append(c)
 
 
-def _kink_comparison(c, i, name, exact, manual, expected, beside, bound, kinks):
-    sides = torch.stack([expected, *beside])
-    low, high = sides.min(dim=0).values - bound, sides.max(dim=0).values + bound
-    m = manual.detach().to(F64).reshape(low.shape)
-    excused = (m >= low) & (m <= high)
+def _kink_comparison(c: Comparison, i: int | None, name: str, exact: bool, manual: Tensor, expected: Tensor, beside: Sequence[Tensor],
+                     bound: Tensor, kinks: Sequence[str]) -> Comparison:
+    m = manual.detach().to(expected.dtype).reshape(expected.shape)
+    parts = (lambda t: torch.view_as_real(t.resolve_conj())) if expected.is_complex() else (lambda t: t)  # noqa: E731
+    part_bound = bound.unsqueeze(-1) if expected.is_complex() else bound  # a complex element: each part within the hull
+    sides = torch.stack([parts(expected), *(parts(b) for b in beside)])
+    low, high = sides.min(dim=0).values - part_bound, sides.max(dim=0).values + part_bound
+    excused = (parts(m) >= low) & (parts(m) <= high)
+    excused = excused.all(dim=-1) if expected.is_complex() else excused
     again = element_comparison(i, name, "autograd", exact, torch.where(excused, expected, m), expected, bound)
     if again.ok:
         return replace(c, inconclusive=f"f is not differentiable at this point ({', '.join(kinks)} decided at its "
@@ -325,7 +350,8 @@ def _kink_comparison(c, i, name, exact, manual, expected, beside, bound, kinks):
     return again
 
 
-def _finite_difference_comparisons(report, flat, args: Arguments, manual, errors, xs, G64, *, exact, seed) -> None:
+def _finite_difference_comparisons(report: Report, flat: Callable[..., Tensor], args: Arguments, manual: dict[int, Tensor],
+                                   errors: dict[int, Tensor], xs: Sequence[Tensor], G64: Tensor, *, exact: bool, seed: int) -> None:
     """Joint probes across every input first (one pair of evaluations checks them all); where they
     disagree, probes along each input alone say which input is wrong."""
     generator = torch.Generator().manual_seed(seed)
@@ -335,7 +361,7 @@ def _finite_difference_comparisons(report, flat, args: Arguments, manual, errors
     probes = finite_difference_probes(flat, xs, G64, exact=exact, generator=generator, movable=movable)
     if probes and probes[0].element is not None:  # few elements: every probe moves one element of one input
         for k, i in enumerate(args.diff):
-            mine = [p for p in probes if p.element[0] == k]
+            mine = [p for p in probes if p.element is not None and p.element[0] == k]
             if mine:
                 report.comparisons.append(probe_comparison(i, args.names[i], exact, grads, errs, mine))
         return
@@ -398,7 +424,7 @@ def verify(
             raise GradcheckError(f"operands: expected the strategy to draw tuples of inputs, got {type(inputs).__name__}")
         args = validate_inputs(inputs, options.get("names"))
         outs = call_forward(f, args.values)
-        Gs = tuple(data.draw(cotangent_strategy(o, exact=exact), label=f"cotangent {k}") if o.dtype.is_floating_point else None
+        Gs = tuple(data.draw(cotangent_strategy(o, exact=exact), label=f"cotangent {k}") if differentiable_dtype(o.dtype) else None
                    for k, o in enumerate(outs))
         report = check(f, vjp, args.values, cotangent=Gs, exact=exact, **options)
         if on_report is not None:
@@ -441,7 +467,7 @@ def verify_function(function: type[torch.autograd.Function], operands: st.Search
     checked as ``check_function`` does, with shrinking to a minimal failing example."""
     require_function(function)
 
-    def checked(f, vjp, values, **kw):  # noqa: ANN001, ANN202 - the signature verify calls
+    def checked(f: Callable[..., Any], vjp: Callable[..., Any], values: Sequence[Any], **kw: Any) -> Report:  # the signature verify calls
         return check_function(function, values, strict=strict, **kw)
 
     verify(function.apply, function.backward, operands, max_examples=max_examples, _check=checked, **options)

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 import torch
 
-from gradcheck.oracles import Probe, step_scale
+from gradcheck.oracles import Probe, inner_terms, step_scale
 from gradcheck.report import Comparison
-from gradcheck.tolerance import gamma
+from gradcheck.rounding import all_finite
+from gradcheck.tolerance import gamma, reference_dtype
 
 Tensor = torch.Tensor
 F64 = torch.float64
@@ -26,33 +27,39 @@ def error_ratio(error: Tensor, bound: Tensor) -> Tensor:
     """``error / bound`` with the edge cases decided: no error is 0; an infinite bound has no power
     (0, reported separately); a positive error against a zero bound is infinite."""
     ratio = error / bound
+    if all_finite(ratio):  # the usual case: finite errors, positive or infinite bounds
+        return ratio
     ratio = torch.where(error == 0, torch.zeros_like(ratio), ratio)
     ratio = torch.where(torch.isinf(bound) & ~torch.isnan(error) & ~torch.isinf(error), torch.zeros_like(ratio), ratio)
     ratio = torch.where(torch.isinf(bound) & torch.isinf(error), torch.zeros_like(ratio), ratio)
     return torch.nan_to_num(ratio, nan=math.inf, posinf=math.inf)
 
 
-def element_comparison(index: int, name: str, oracle: str, exact: bool, actual: Tensor, expected: Tensor,
+def element_comparison(index: int | None, name: str, oracle: str, exact: bool, actual: Tensor, expected: Tensor,
                        bound: Tensor) -> Comparison:
-    """``actual`` against ``expected`` elementwise, within ``bound`` (all shaped like the input)."""
+    """``actual`` against ``expected`` elementwise, within ``bound`` (all shaped like the input); for
+    complex values the error is the modulus of the difference."""
     if actual.numel() == 0:
         return Comparison(index, name, oracle, exact, 0.0, 0.0, "-", math.nan, math.nan, 0.0, 0.0)
-    a = actual.detach().to(F64).reshape(expected.shape)
+    a = actual.detach().to(reference_dtype(expected.dtype)).reshape(expected.shape)
     error = (a - expected).abs()
-    error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
-    error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
+    if not all_finite(error):  # non-finite values: decided element by element
+        error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
+        error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
     bound = torch.nan_to_num(bound.to(F64), nan=math.inf, posinf=math.inf).expand(expected.shape)  # never a NaN bound
     ratio = error_ratio(error, bound)
     flat = int(torch.argmax(ratio.reshape(-1)))
     where = tuple(int(j) for j in torch.unravel_index(torch.tensor(flat), expected.shape)) if expected.ndim else ()
-    e, x, b = float(error[where]), float(expected[where]), float(bound[where])
-    powerless = torch.isinf(bound) | (bound >= expected.abs()) & (bound > 0)
-    relative = torch.where(expected != 0, bound / expected.abs(), torch.full_like(bound, math.inf))
+    e, x, b = float(error[where]), expected[where].item(), float(bound[where])
+    magnitude = expected.abs()
+    relative = bound / magnitude  # bound/0 is inf (no relative power there), or NaN for 0/0: both mean none
+    power = float(torch.nan_to_num(relative, nan=math.inf).min())
+    no_power = bool((torch.isinf(bound) | (bound >= magnitude) & (bound > 0)).all())
     return Comparison(
         index, name, oracle, exact,
         max_abs_error=float(error.max()), max_rel_error=_relative(e, x), worst=str(where),
-        actual=float(a[where]), expected=x, bound=b, ratio=float(ratio[where]),
-        abs_error=e, power=float(relative.min()), no_power=bool(powerless.all()),
+        actual=a[where].item(), expected=x, bound=b, ratio=float(ratio[where]),
+        abs_error=e, power=power, no_power=no_power,
     )
 
 
@@ -64,8 +71,9 @@ def _relative(error: float, value: float) -> float:
 
 def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence[Tensor | None],
                      errors: Sequence[Tensor], probes: Sequence[Probe]) -> Comparison:
-    """The adjoint identity along each probe: ``⟨manual, δ⟩`` against the difference of φ.
-    Errors are expressed per unit step. Probes that crossed a kink are skipped (and said so)."""
+    """The adjoint identity along each probe: ``⟨manual, δ⟩`` (``Re⟨manual, δ⟩`` for complex inputs) against
+    the difference of φ. Errors are expressed per unit step. Probes that crossed a kink are skipped (and
+    said so); a coordinate probe along an imaginary unit is named so."""
     rows = []
     kinks = 0
     for k, p in enumerate(probes):
@@ -76,12 +84,12 @@ def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence
         for g, e, d in zip(manual, errors, p.delta):
             if d is None:
                 continue
-            m = torch.zeros_like(d) if g is None else g.detach().to(F64).reshape(d.shape)
-            terms = m * d
+            m = torch.zeros_like(d) if g is None else g.detach().to(reference_dtype(g.dtype)).reshape(d.shape)
+            terms = inner_terms(m, d)
             lhs += float(terms.sum())
             magnitude += float(terms.abs().sum())
             allowed_terms += float((e.to(F64).expand(d.shape) * d.abs()).sum())
-            count += d.numel()
+            count += terms.numel()
         integer = exact and float(lhs).is_integer() and magnitude < 2.0**53
         dot_rounding = 0.0 if integer else gamma(max(count, 1), F64) * magnitude
         allowed = allowed_terms + dot_rounding + p.error
@@ -91,7 +99,7 @@ def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence
             error = 0.0
         ratio = float(error_ratio(torch.tensor(error, dtype=F64), torch.tensor(allowed, dtype=F64)))
         scale = step_scale(p)
-        where = f"{p.element[1]}" if p.element is not None else f"probe {k}"
+        where = f"{p.element[1]}{_part(p)}" if p.element is not None else f"probe {k}"
         rows.append((ratio, error / scale, allowed / scale, lhs / scale, p.difference / scale, where))
     if not rows:
         note = "every probe crossed a kink" if kinks else "-"
@@ -102,3 +110,11 @@ def probe_comparison(index: int | None, name: str, exact: bool, manual: Sequence
                       actual, expected, allowed, ratio, abs_error=error,
                       power=min((r[2] / abs(r[4]) if r[4] else math.inf) for r in rows),
                       no_power=all(not math.isfinite(r[2]) or (r[2] >= abs(r[4]) and r[2] > 0) for r in rows))
+
+
+def _part(p: Probe) -> str:
+    """" along i" for a coordinate probe that moved an element's imaginary part."""
+    if p.element is None:
+        return ""
+    d = p.delta[p.element[0]]
+    return " along i" if d is not None and d.is_complex() and bool(d[p.element[1]].imag != 0) else ""

@@ -3,6 +3,15 @@ differences, both evaluated in float64 on upcast copies of the inputs, each trac
 error model (``gradcheck.rounding``) so that it comes with its own error bound.
 
 Nothing here calls the hand-written VJP; the check compares against these.
+
+Complex inputs follow PyTorch's convention. A cotangent ``G`` stands for the real loss
+``L = Re⟨G, f(x)⟩ = Re Σ conj(G)·f(x)``, and the gradient of ``x`` is the ``v`` with
+``dL = Re⟨v, dx⟩`` for every complex ``dx`` (the conjugate Wirtinger derivative, times 2): for ``C = A·B``,
+``dA = G·Bᴴ`` and ``dB = Aᴴ·G``, what ``torch.autograd`` returns. So finite differences of
+``φ = Re⟨G, f⟩`` along a complex direction ``d`` check ``Re⟨v, d⟩``, which sees a wrong real part along
+real directions and a wrong imaginary part along imaginary ones; random directions move both parts
+of every element, coordinate probes move each part alone. For real tensors all of this is the plain
+``⟨G, f⟩`` and ``⟨v, d⟩``.
 """
 
 from __future__ import annotations
@@ -15,14 +24,16 @@ from dataclasses import dataclass, field
 import torch
 
 from gradcheck.rounding import Decision, RunningError, same_decisions
-from gradcheck.tolerance import gamma
+from gradcheck.tolerance import gamma, reference_dtype
 
 Tensor = torch.Tensor
 REFERENCE_DTYPE = torch.float64
-FULL_JACOBIAN_MAX_ELEMENTS = 8  # up to this many input elements in all, one probe per element (localizes)
+FULL_JACOBIAN_MAX_ELEMENTS = 4  # up to this many input elements in all, one probe per element (localizes)
 RANDOM_PROBES = 2  # above it, this many joint random directions across every input …
 LARGE_INPUT_ELEMENTS = 1 << 16  # … and one alone past this many elements, where a probe costs two full forwards
 DIRECTION_QUANTUM = 16  # directions are multiples of 1/16 in [-4, 4], so x ± h·v and x ± 2h·v are exact
+STEP_REFINEMENTS = 3  # a probe whose extrapolation gap is not small beside its difference retries at h/4, h/16, h/64 …
+REFINE_ABOVE = 1e-3  # … while that gap exceeds this fraction of the difference and the probe's rounding
 
 
 class OracleUnavailable(Exception):
@@ -30,8 +41,21 @@ class OracleUnavailable(Exception):
 
 
 def upcast(tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
-    """Contiguous float64 copies, detached from any graph. Upcasting is exact for every float dtype."""
-    return tuple(t.detach().to(REFERENCE_DTYPE, copy=True).contiguous() for t in tensors)
+    """Contiguous float64 (complex128) copies, detached from any graph. Upcasting is exact for every dtype."""
+    return tuple(t.detach().to(reference_dtype(t.dtype), copy=True).contiguous() for t in tensors)
+
+
+def _parts(t: Tensor) -> Tensor:
+    return torch.view_as_real(t.resolve_conj()) if t.is_complex() else torch.stack((t, torch.zeros_like(t)), -1)
+
+
+def inner_terms(a: Tensor, b: Tensor) -> Tensor:
+    """The real terms whose sum is ``Re⟨a, b⟩ = Re Σ conj(a)·b``: ``a·b`` for real tensors; for complex
+    ones the products of the real parts and of the imaginary parts, so that the sum is a real dot
+    product (twice as long) and its rounding is bounded as one."""
+    if not (a.is_complex() or b.is_complex()):
+        return a * b
+    return _parts(a) * _parts(b)
 
 
 @dataclass
@@ -103,7 +127,7 @@ def traced_vjp(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Te
         out = f(*leaves)
         grads = torch.autograd.grad(out, leaves, cotangent.to(out.dtype), allow_unused=True)
     values = tuple(torch.zeros_like(x) if g is None else g.detach() for x, g in zip(leaves, grads))
-    errors = tuple(torch.zeros(x.shape, dtype=REFERENCE_DTYPE) if g is None or mode.error(g) is None else mode.error(g)
+    errors = tuple(torch.zeros(x.shape, dtype=REFERENCE_DTYPE) if g is None or (err := mode.error(g)) is None else err
                    for x, g in zip(leaves, grads))
     return values, errors
 
@@ -131,11 +155,11 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
             mode.set_error(t, e)
     with torch.no_grad(), mode:
         out = f(*point)
-    out64 = out.detach().to(REFERENCE_DTYPE)
-    terms = cotangent * out64
+    out64 = out.detach().to(reference_dtype(out.dtype))
+    terms = inner_terms(cotangent, out64)
     value = float(terms.sum())
-    e = mode.error(out)
-    propagated = float((cotangent.abs() * e).sum()) if e is not None else 0.0
+    err = mode.error(out)
+    propagated = float((cotangent.abs() * err).sum()) if err is not None else 0.0
     integer = exact and bool(torch.equal(terms, terms.round())) and float(terms.abs().sum()) < 2.0**53
     rounding = 0.0 if integer else gamma(max(terms.numel(), 1), REFERENCE_DTYPE) * float(terms.abs().sum())
     if not math.isfinite(value):
@@ -163,6 +187,7 @@ class Probe:
     element: tuple[int, tuple[int, ...]] | None
     crossed_kink: bool
     degree: float
+    truncation: float = 0.0  # the part of ``error`` that estimates the step's truncation (Richardson's gap)
 
 
 def _steps(x: Tensor, exact: bool) -> Tensor:
@@ -175,30 +200,37 @@ def _steps(x: Tensor, exact: bool) -> Tensor:
 
 
 def random_direction(x: Tensor, generator: torch.Generator, exact: bool) -> Tensor:
-    """Exact mode: integers in [−2, 2]. Otherwise normal values rounded to multiples of 1/16 in
-    [−4, 4]: every entry differs, so errors that cancel in a sum (a permuted gradient) do not
-    cancel here, and the steps stay exactly representable."""
+    """Exact mode: integers in [−2, 2]. Otherwise uniform multiples of 1/16 in [−4, 4] (129 values,
+    drawn as integers: a third of the cost of rounded normal values at large sizes): entries differ,
+    so errors that cancel in a sum (a permuted gradient) do not cancel here, and the steps stay
+    exactly representable. Complex: both parts drawn so."""
+    shape = (*x.shape, 2) if x.is_complex() else tuple(x.shape)
     if exact:
-        return torch.randint(-2, 3, x.shape, generator=generator).to(x)
-    v = torch.randn(x.shape, generator=generator, dtype=REFERENCE_DTYPE)
-    return (v * DIRECTION_QUANTUM).round().clamp(-4 * DIRECTION_QUANTUM, 4 * DIRECTION_QUANTUM).div(DIRECTION_QUANTUM).to(x)
+        v = torch.randint(-2, 3, shape, generator=generator).to(REFERENCE_DTYPE)
+    else:
+        top = 4 * DIRECTION_QUANTUM
+        v = torch.randint(-top, top + 1, shape, generator=generator).to(REFERENCE_DTYPE).div_(DIRECTION_QUANTUM)
+    return (torch.view_as_complex(v) if x.is_complex() else v).to(x)
 
 
 def directions(inputs: Sequence[Tensor], movable: Sequence[bool], generator: torch.Generator, *, exact: bool,
                only: int | None = None, count: int = RANDOM_PROBES) -> list[tuple[tuple[Tensor | None, ...], tuple[int, tuple[int, ...]] | None]]:
     """Unit coordinate directions when few elements move in all, else ``count`` joint random ones.
-    ``only``: move that input alone (to localize a disagreement)."""
+    ``only``: move that input alone (to localize a disagreement). A complex element is two coordinates,
+    moved along 1 and along i."""
     moving = [i for i, m in enumerate(movable) if m and (only is None or i == only) and inputs[i].numel()]
-    total = sum(inputs[i].numel() for i in moving)
+    total = sum(inputs[i].numel() * (2 if inputs[i].is_complex() else 1) for i in moving)
     if total == 0:
         return []
     if total <= FULL_JACOBIAN_MAX_ELEMENTS and only is None:  # localizing one input needs no coordinates
-        found = []
+        found: list[tuple[tuple[Tensor | None, ...], tuple[int, tuple[int, ...]] | None]] = []
         for i in moving:
+            units = (1.0, 1j) if inputs[i].is_complex() else (1.0,)
             for element in itertools.product(*map(range, inputs[i].shape)):
-                v = torch.zeros_like(inputs[i])
-                v[element] = 1.0
-                found.append((tuple(v if j == i else None for j in range(len(inputs))), (i, element)))
+                for unit in units:
+                    v = torch.zeros_like(inputs[i])
+                    v[element] = unit  # type: ignore[assignment]  # torch's __setitem__ stub omits complex scalars, which it accepts
+                    found.append((tuple(v if j == i else None for j in range(len(inputs))), (i, element)))
         return found
     count = 1 if total > LARGE_INPUT_ELEMENTS else count
     return [(tuple(random_direction(inputs[j], generator, exact) if j in moving else None for j in range(len(inputs))), None)
@@ -237,8 +269,28 @@ def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], direction: Seque
 def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
           direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool) -> Probe:
     """A central difference along ``direction``; Richardson-extrapolated unless the traced forward
-    shows ``f`` at most quadratic in the moving inputs."""
+    shows ``f`` at most quadratic in the moving inputs. Where the extrapolation's own error estimate is
+    not small beside the difference — the step outran the scale on which ``f`` varies (a normalization
+    of a nearly constant column varies on the scale of √eps, however large its inputs) — the step is
+    divided by 4, up to ``STEP_REFINEMENTS`` times, while that estimate exceeds the rounding part: the
+    finest probe is kept, where the estimate is most trustworthy."""
     steps = [_steps(x, exact) for x in inputs]
+    best = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact)
+    for _ in range(0 if exact else STEP_REFINEMENTS):
+        gap = best.truncation
+        if best.crossed_kink or gap <= REFINE_ABOVE * abs(best.difference) or gap <= best.error - gap:
+            break  # resolved, or rounding already dominates (a finer step would only add rounding)
+        steps = [h / 4 for h in steps]
+        finer = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact)
+        if finer.crossed_kink:
+            break
+        best = finer  # the gap estimate holds better the smaller the step: the finer probe is kept
+    return best
+
+
+def _probe_with_steps(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
+                      direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
+                      steps: Sequence[Tensor], *, exact: bool) -> Probe:
     delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))  # exact: h a power of two
     plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact) for s in (1.0, -1.0))
     d1 = plus.value - minus.value
@@ -252,9 +304,9 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
     kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
     combined = 8 * d1 - d2  # = ⟨∇φ, 6·delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4
     error = 8 * e1 + plus2.error + minus2.error + _subtraction(combined, exact) * 3
-    if not degree <= 4:  # smooth f: the gap between the O(h²) and O(h⁴) estimates bounds the latter's error
-        error += abs(combined - 6 * d1)
-    return Probe(tuple(None if d is None else 6 * d for d in delta), combined, 6.0, error, element, kink, degree)
+    gap = 0.0 if degree <= 4 else abs(combined - 6 * d1)  # smooth f: the gap between the O(h²) and O(h⁴)
+    return Probe(tuple(None if d is None else 6 * d for d in delta), combined, 6.0, error + gap, element, kink, degree,
+                 truncation=gap)  # estimates bounds the latter's error
 
 
 def _subtraction(value: float, exact: bool) -> float:

@@ -41,18 +41,22 @@ from typing import Any
 import torch
 from torch._decomp import decomposition_table
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_map
 
 from gradcheck.tolerance import gamma, probabilistic_gamma, unit_roundoff
 
 Tensor = torch.Tensor
 aten = torch.ops.aten
 F64 = torch.float64
+C128 = torch.complex128  # where complex values are evaluated: pairs of float64s
 U64 = unit_roundoff(F64)
 TINY64 = torch.finfo(F64).tiny
 EXACT_GRID, EXACT_LIMIT = 2.0**16, 2.0**21  # see Call.integers
 TRANSCENDENTAL_ULPS = 4  # libm-quality float64 exp/log/tanh/erf/…: within a few ulps
 FALLBACK_MARGIN = 2.0
+# One complex multiplication (the standard formula, with or without FMA) errs by at most √2·γ₂·|a·b|
+# in modulus (Higham, Lemma 3.5): 2√2·u/(1 − 2u) ≤ 2·1.5·u, i.e. 1.5 "ulps" in the terms of _local.
+COMPLEX_MUL_ULPS = 1.5
 POLYNOMIAL_INF = math.inf
 
 
@@ -72,18 +76,20 @@ class Call:
 
     mode: RunningError
     func: Any
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     out: Any
     before: dict[int, Tensor] = field(default_factory=dict)  # an in-place op's operands as they were
 
     def tensors(self) -> list[Tensor]:
-        return [a for a in tree_flatten((self.args, self.kwargs))[0] if isinstance(a, Tensor)]
+        return [a for a in _leaves((self.args, self.kwargs)) if isinstance(a, Tensor)]
 
     def x64(self, t: Any) -> Any:
-        """The computed value in float64 (python scalars stay as they are)."""
+        """The computed value in float64, complex128 for a complex one (python scalars stay as they are)."""
         if isinstance(t, Tensor) and (t.is_floating_point() or t.dtype == torch.bool):
             return self.before.get(id(t), t).detach().to(F64)
+        if isinstance(t, Tensor) and t.is_complex():
+            return self.before.get(id(t), t).detach().to(C128)
         return t
 
     def e(self, t: Any) -> Tensor | float:
@@ -114,10 +120,12 @@ class Call:
                     return False
             elif isinstance(v, (int, float)) and not _on_exact_grid(torch.tensor(float(v), dtype=F64)):
                 return False
-        return all(not isinstance(self.e(t), Tensor) or not bool(self.e(t).any()) for t in self.tensors())
+        return all(not isinstance(err := self.e(t), Tensor) or not bool(err.any()) for t in self.tensors())
 
 
 def _on_exact_grid(v: Tensor) -> bool:
+    if v.is_complex():  # both parts on the grid (a complex product is then two exact real dot products)
+        v = torch.view_as_real(v.detach().resolve_conj())
     scaled = v.detach().to(F64) * EXACT_GRID
     return bool(torch.equal(scaled, scaled.round())) and float(v.abs().max()) < EXACT_LIMIT
 
@@ -138,6 +146,32 @@ def rule(*ops: Any) -> Callable[[Rule], Rule]:
     return register
 
 
+
+def _leaves(tree: Any) -> list[Any]:
+    """The leaves of an op's arguments (tuples, lists and dicts nested in any way) — ``tree_flatten``
+    without its generality, which costs more than many of the ops it is asked about."""
+    if isinstance(tree, (tuple, list)):
+        found: list[Any] = []
+        for item in tree:
+            if isinstance(item, (tuple, list, dict)):
+                found.extend(_leaves(item))
+            else:
+                found.append(item)
+        return found
+    if isinstance(tree, dict):
+        return _leaves(list(tree.values()))
+    return [tree]
+
+
+
+def all_finite(t: Tensor) -> bool:
+    """Whether every element is finite: one summation first (NaN and ±inf survive a sum), the
+    elementwise test only when the sum is not finite (a non-finite element, or the sum overflowed)."""
+    if t.numel() == 0 or bool(torch.isfinite(t.sum())):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
 # ---- helpers ---------------------------------------------------------------------------------------
 
 def _abs(v: Any) -> Any:
@@ -155,6 +189,15 @@ def _local(y64: Tensor, ulps: float = 0.5) -> Tensor:
 
 def _inf_where(condition: Tensor, value: Tensor) -> Tensor:
     return torch.where(condition, torch.full_like(value, math.inf), value)
+
+
+def _complex(v: Any) -> bool:
+    return v.is_complex() if isinstance(v, Tensor) else isinstance(v, complex)
+
+
+def _wide(t: Tensor) -> Tensor:
+    """``t``'s values in float64, or complex128 for a complex tensor (exact for every dtype)."""
+    return t.detach().to(C128 if t.is_complex() else F64)
 
 
 def _as_tensor(v: Any, like: Tensor) -> Tensor:
@@ -189,8 +232,23 @@ def _mul(c: Call) -> tuple[Any, Any, float]:
     ea, eb = c.e(a), c.e(b)
     y64 = _as_tensor(a64 * b64, c.out)
     err = _abs(a64) * eb + ea * _abs(b64) + ea * eb
-    local = 0.0 if c.integers(a64, b64, y64) else _local(y64)
+    # complex × real scales each part (one rounding each); complex × complex is Lemma 3.5's product
+    ulps = COMPLEX_MUL_ULPS if _complex(a64) and _complex(b64) else 0.5
+    local = 0.0 if c.integers(a64, b64, y64) else _local(y64, ulps)
     return y64, err + local, c.deg(a) + c.deg(b)
+
+
+def _real_only(fn: Rule) -> Rule:
+    """A rule whose reasoning holds on the real line only (monotonicity, 1-Lipschitz sin, a division's
+    single rounding): a complex operand gets the fallback, named in the report, instead."""
+
+    def guarded(c: Call) -> tuple[Any, Any, float]:
+        if any(_complex(a) for a in _leaves((c.args, c.kwargs))):
+            return c.mode._fallback(c)
+        return fn(c)
+
+    guarded.__name__ = fn.__name__
+    return guarded
 
 
 @rule(aten.div.Tensor, aten.div.Scalar, aten.div_.Tensor, aten.div_.Scalar)
@@ -198,6 +256,8 @@ def _div(c: Call) -> tuple[Any, Any, float]:
     a, b = c.args[0], c.args[1]
     if c.kwargs.get("rounding_mode") is not None:
         return _piecewise_constant(c)
+    if _complex(b):  # a complex quotient is no single rounding (a complex by a real one is, part by part)
+        return c.mode._fallback(c)
     a64, b64 = c.x64(a), c.x64(b)
     ea, eb = c.e(a), c.e(b)
     y64 = _as_tensor(a64 / b64, c.out)
@@ -205,9 +265,9 @@ def _div(c: Call) -> tuple[Any, Any, float]:
     denominator = _abs(b64) - eb
     err = (ea + y64.abs() * eb) / denominator
     if isinstance(denominator, Tensor):
-        err = _inf_where(denominator <= 0, err * torch.ones_like(y64))
+        err = _inf_where(denominator <= 0, err * torch.ones_like(y64, dtype=F64))
     elif denominator <= 0:
-        err = torch.full_like(y64, math.inf)
+        err = torch.full_like(y64, math.inf, dtype=F64)
     degree = c.deg(a) if c.deg(b) == 0 else POLYNOMIAL_INF
     return y64, err + _local(y64), degree
 
@@ -226,6 +286,7 @@ def _monotone(fn: Callable[[Tensor], Tensor], ulps: float, pole_at_zero: bool = 
         x = c.args[0]
         x64, e = c.x64(x), c.e(x)
         y64 = fn(x64)
+        spread: Tensor | float
         if _nonzero(e):
             spread = torch.maximum((fn(x64 + e) - y64).abs(), (fn(x64 - e) - y64).abs())
             spread = torch.nan_to_num(spread, nan=math.inf, posinf=math.inf)
@@ -236,7 +297,7 @@ def _monotone(fn: Callable[[Tensor], Tensor], ulps: float, pole_at_zero: bool = 
         degree = 0.0 if c.deg(x) == 0 else POLYNOMIAL_INF
         return y64, spread + _local(y64, ulps), degree
 
-    return monotone
+    return _real_only(monotone)
 
 
 for _op, _fn, _ulps, _pole in [
@@ -254,6 +315,7 @@ for _op, _fn, _ulps, _pole in [
 
 
 @rule(aten.sin.default, aten.cos.default)
+@_real_only
 def _lipschitz_one(c: Call) -> tuple[Any, Any, float]:
     """sin, cos: 1-Lipschitz, so the propagated error is at most the input's."""
     x = c.args[0]
@@ -262,6 +324,7 @@ def _lipschitz_one(c: Call) -> tuple[Any, Any, float]:
 
 
 @rule(aten.pow.Tensor_Scalar, aten.pow_.Scalar)
+@_real_only
 def _pow(c: Call) -> tuple[Any, Any, float]:
     x, p = c.args[0], c.args[1]
     x64, e = c.x64(x), c.e(x)
@@ -294,7 +357,9 @@ def _one_lipschitz_piecewise(c: Call) -> tuple[Any, Any, float]:
     name = c.func._overloadpacket.__name__.rstrip("_")
     fn = {"abs": torch.abs, "relu": torch.relu}.get(name)
     y64 = fn(x64) if fn else getattr(torch, name)(x64, *c.args[1:], **c.kwargs)
-    if name in ("abs", "relu"):
+    if name == "abs" and x64.is_complex():  # the modulus: 1-Lipschitz, and not differentiable at 0 alone
+        c.mode.decision(x64 != 0, (x64.abs() <= e) if _nonzero(e) else (x64 == 0), name)
+    elif name in ("abs", "relu"):
         c.mode.decision(x64 > 0, (x64.abs() <= e) if _nonzero(e) else (x64 == 0), name)
     else:
         lo = c.args[1] if len(c.args) > 1 and name != "clamp_max" else None
@@ -306,6 +371,8 @@ def _one_lipschitz_piecewise(c: Call) -> tuple[Any, Any, float]:
     err = c.e(x)
     for extra in c.args[1:]:
         err = torch.maximum(_as_tensor(err, y64), _as_tensor(c.e(extra), y64)) if isinstance(extra, Tensor) else err
+    if x64.is_complex():  # |z| = hypot(re, im): rounded (within an ulp), and not a polynomial
+        return y64, err + _local(y64, 1.0), 0.0 if c.deg(x) == 0 else POLYNOMIAL_INF
     return y64, err, c.max_degree()
 
 
@@ -340,7 +407,7 @@ def _piecewise_constant(c: Call) -> tuple[Any, Any, float]:
 
 
 for _op in (aten.sign, aten.floor, aten.ceil, aten.round, aten.trunc, aten.frac, aten.signbit):
-    for _overload in _op.overloads():
+    for _overload in _op.overloads():  # type: ignore[no-untyped-call]  # torch's OpOverloadPacket.overloads has no annotations
         rule(getattr(_op, _overload))(_piecewise_constant)
 
 
@@ -369,7 +436,7 @@ def _where(c: Call) -> tuple[Any, Any, float]:
     ea, eb = _as_tensor(c.e(a), y64), _as_tensor(c.e(b), y64)
     err = torch.where(cond, ea, eb)
     uncertain = c.e(cond)
-    if _nonzero(uncertain):  # a condition that may be wrong may pick the other branch
+    if isinstance(uncertain, Tensor) and _nonzero(uncertain):  # a condition that may be wrong may pick the other branch
         err = torch.where(uncertain.bool(), torch.maximum(ea, eb) + (a64 - b64).abs(), err)
     return y64, err, max(c.deg(a), c.deg(b))
 
@@ -394,7 +461,7 @@ def _sum(c: Call) -> tuple[Any, Any, float]:
     mean = c.func._overloadpacket is aten.mean
     y64 = x64.sum(dim=reduced, keepdim=keepdim) if x.ndim else x64.clone()
     magnitude = x64.abs().sum(dim=reduced, keepdim=keepdim) if x.ndim else x64.abs()
-    err = (e.sum(dim=reduced, keepdim=keepdim) if isinstance(e, Tensor) and x.ndim else e * n) * torch.ones_like(y64)
+    err = (e.sum(dim=reduced, keepdim=keepdim) if isinstance(e, Tensor) and x.ndim else e * n) * torch.ones_like(y64, dtype=F64)
     exact = c.integers(x64, magnitude)
     local = 0.0 if exact else c.mode.gamma(max(n - 1, 1)) * magnitude + n * TINY64
     err = err + local
@@ -429,20 +496,21 @@ def _extremum(c: Call) -> tuple[Any, Any, float]:
 
 def _norms_bound(A: Tensor, B: Tensor, func: Any) -> Tensor:
     """Cauchy–Schwarz: ``(|A|·|B|)_ij ≤ ‖A_i,:‖·‖B_:,j‖`` — the magnitude of a product's terms in O(n²)
-    instead of a second matrix product (for normal data about 1.6× the exact value)."""
+    instead of a second matrix product (for normal data about 1.6× the exact value). Moduli for complex."""
     if func in (aten.dot.default, aten.vdot.default):
-        return A.norm() * B.norm()
+        return A.norm() * B.norm()  # type: ignore[no-any-return]  # torch's Tensor.norm has no return annotation
+    A, B = (A.abs() if A.is_complex() else A), (B.abs() if B.is_complex() else B)
     rows = A.pow(2).sum(-1).sqrt()
     if func is aten.mv.default:
-        return rows * B.norm()
+        return rows * B.norm()  # type: ignore[no-any-return]  # torch's Tensor.norm has no return annotation
     return rows.unsqueeze(-1) * B.pow(2).sum(-2).sqrt().unsqueeze(-2)
 
 
 def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, float]:
     A64, B64 = c.x64(A), c.x64(B)
     eA, eB = c.e(A), c.e(B)
-    # A float64 result is its own float64 evaluation: no second product to measure against.
-    y64 = c.out.detach() if isinstance(c.out, Tensor) and c.out.dtype == F64 else product(A64, B64)
+    # A float64 (complex128) result is its own evaluation there: no second product to measure against.
+    y64 = c.out.detach() if isinstance(c.out, Tensor) and c.out.dtype in (F64, C128) else product(A64, B64)
     err: Any = 0.0
     if _nonzero(eB):
         err = err + product(A64.abs(), _as_tensor(eB, B64))
@@ -454,15 +522,53 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
     magnitude = _norms_bound(A64, B64, c.func) * (1 + 1e-10)
     exact = c.integers(A64, B64) and (magnitude.numel() == 0 or float(magnitude.max()) < EXACT_LIMIT)
     if not exact:
-        err = err + c.mode.gamma(max(k, 1)) * magnitude + k * TINY64
-    return y64, err * torch.ones_like(y64), c.deg(A) + c.deg(B)
+        # Complex: each product errs by √2·γ₂ ≤ γ₃ of |a|·|b| (Lemma 3.5), and summing the parts by γ_{k−1}
+        # of Σ|parts| ≤ Σ|products| in modulus (the triangle inequality); together γ_{k+2} (Lemma 3.3).
+        length = max(k, 1) + (2 if A64.is_complex() or B64.is_complex() else 0)
+        err = err + c.mode.gamma(length) * magnitude + k * TINY64
+    return y64, err * torch.ones_like(y64, dtype=F64), c.deg(A) + c.deg(B)
 
 
 @rule(aten.mm.default, aten.bmm.default, aten.dot.default, aten.mv.default, aten.vdot.default)
 def _mm(c: Call) -> tuple[Any, Any, float]:
     A, B = c.args[0], c.args[1]
-    product = {aten.dot.default: torch.dot, aten.vdot.default: torch.dot, aten.mv.default: torch.mv}.get(c.func, torch.matmul)
+    product = {aten.dot.default: torch.dot, aten.vdot.default: torch.vdot, aten.mv.default: torch.mv}.get(c.func, torch.matmul)
     return _matmul_parts(c, A, B, product)
+
+
+@rule(aten.addmm.default, aten.baddbmm.default, aten.addmv.default)
+def _addmm(c: Call) -> tuple[Any, Any, float]:
+    """``β·C + α·(A·B)``, one sum of ``k + 1`` scaled terms per element: the product's bound scaled by
+    ``|α|``, ``|β|·E_C``, and ``γ_{k+3}`` of the terms' magnitudes (the two scalings and the final
+    add). ``β = 0`` ignores ``C`` altogether, as the kernels do (NaN included)."""
+    C, A, B = c.args[0], c.args[1], c.args[2]
+    alpha, beta = c.kwargs.get("alpha", 1), c.kwargs.get("beta", 1)
+    product = torch.mv if c.func is aten.addmv.default else torch.matmul
+    A64, B64 = c.x64(A), c.x64(B)
+    eA, eB = _as_tensor(c.e(A), A64), _as_tensor(c.e(B), B64)
+    terms64 = product(A64, B64)
+    err = abs(alpha) * (product(A64.abs(), eB) + product(eA, B64.abs()) + product(eA, eB))
+    magnitude = abs(alpha) * _norms_bound(A64, B64, aten.mv.default if c.func is aten.addmv.default else aten.mm.default) * (1 + 1e-10)
+    if beta == 0:
+        y64 = alpha * terms64
+        degree = c.deg(A) + c.deg(B)
+    else:
+        C64 = c.x64(C)
+        y64 = beta * C64 + alpha * terms64
+        err = err + abs(beta) * _as_tensor(c.e(C), C64)
+        magnitude = magnitude + abs(beta) * C64.abs()
+        degree = max(c.deg(C), c.deg(A) + c.deg(B))
+    if isinstance(c.out, Tensor) and c.out.dtype in (F64, C128):
+        y64 = c.out.detach()  # a float64 result is its own evaluation there: nothing more to measure
+    k = A.shape[-1] if A.ndim else 1
+    scalars_exact = all(complex(s) == complex(round(complex(s).real), round(complex(s).imag)) for s in (alpha, beta))
+    exact = scalars_exact and c.integers(A64, B64, *(() if beta == 0 else (c.x64(C),))) and \
+        (magnitude.numel() == 0 or float(magnitude.max()) < EXACT_LIMIT)
+    if not exact:
+        # complex: the products' own rounding is γ₃, not γ₁ (see _matmul_parts), and so is a complex α's or β's
+        extra = 3 + (2 if A64.is_complex() else 0) + (2 if _complex(alpha) or _complex(beta) else 0)
+        err = err + c.mode.gamma(max(k, 1) + extra) * magnitude + (k + extra) * TINY64
+    return y64, err * torch.ones_like(y64, dtype=F64), degree
 
 
 @rule(aten.scatter_add.default, aten.scatter_add_.default, aten.index_add.default, aten.index_add_.default)
@@ -472,12 +578,12 @@ def _scatter_add(c: Call) -> tuple[Any, Any, float]:
     scatter = c.func._overloadpacket in (aten.scatter_add, aten.scatter_add_)
     base, dim, index, src = c.args[0], c.args[1], c.args[2], c.args[3]
     alpha = 1 if scatter else c.kwargs.get("alpha", 1)
-    place = (lambda into, values: into.scatter_add(dim, index, values)) if scatter else \
+    place: Callable[[Tensor, Tensor], Tensor] = (lambda into, values: into.scatter_add(dim, index, values)) if scatter else \
         (lambda into, values: into.index_add(dim, index, values))
     b64, s64 = c.x64(base), c.x64(src)
     y64 = place(b64, alpha * s64)
     err = place(_as_tensor(c.e(base), b64).clone(), abs(alpha) * _as_tensor(c.e(src), s64))
-    terms = place(torch.ones_like(b64), torch.ones_like(s64))
+    terms = place(torch.ones_like(b64, dtype=F64), torch.ones_like(s64, dtype=F64))
     magnitude = place(b64.abs(), abs(alpha) * s64.abs())
     k = int(terms.max()) if terms.numel() else 1
     local = 0.0 if c.integers(b64, s64, magnitude) else c.mode.gamma(max(k - 1, 1)) * magnitude + k * TINY64
@@ -486,10 +592,11 @@ def _scatter_add(c: Call) -> tuple[Any, Any, float]:
 
 # ---- casts and copies ------------------------------------------------------------------------------
 
-@rule(aten._to_copy.default, aten.clone.default, aten._to_copy.out)
+@rule(aten._to_copy.default, aten.clone.default, aten._to_copy.out, aten.to.dtype, aten.to.dtype_layout, aten.to.device,
+      aten.to.other)
 def _copy(c: Call) -> tuple[Any, Any, float]:
     x = c.args[0]
-    return c.x64(x), _as_tensor(c.e(x), c.x64(x)) if x.is_floating_point() else torch.zeros(x.shape, dtype=F64), c.deg(x)
+    return c.x64(x), _as_tensor(c.e(x), c.x64(x)) if _float_like(x) else torch.zeros(x.shape, dtype=F64), c.deg(x)
 
 
 @rule(aten.copy_.default, aten.copy.default)
@@ -524,6 +631,25 @@ for _name in ("broadcast_in_dim", "squeeze", "view_of", "reshape", "transpose", 
     _packet = getattr(torch.ops.prims, _name, None)
     if _packet is not None:
         _STRUCTURAL.add(_packet)
+
+
+def _both_parts(e: Tensor) -> Tensor:
+    return e.unsqueeze(-1).expand(*e.shape, 2)
+
+
+# Complex views and exact complex ops, whose error (a modulus) cannot be computed by applying them to
+# the real error tensor: a conjugate, a negated view, a real or imaginary part keep the element's error
+# (|Re δ|, |Im δ| ≤ |δ|); view_as_real gives both parts the element's; view_as_complex bounds the modulus
+# of a pair by the hypotenuse of its parts' errors.
+_COMPLEX_VIEWS: dict[Any, Callable[[Tensor], Tensor]] = {
+    **{getattr(aten, name): (lambda e: e) for name in (
+        "_conj", "conj", "_conj_copy", "conj_physical", "_conj_physical", "resolve_conj", "resolve_neg", "_neg_view",
+        "_neg_view_copy", "real", "imag") if hasattr(aten, name)},
+    **{getattr(aten, name): _both_parts for name in ("view_as_real", "view_as_real_copy") if hasattr(aten, name)},
+    **{getattr(aten, name): (lambda e: torch.hypot(e[..., 0], e[..., 1]))
+       for name in ("view_as_complex", "view_as_complex_copy") if hasattr(aten, name)},
+}
+_STRUCTURAL.update(_COMPLEX_VIEWS)
 
 _CREATION = {
     getattr(aten, name) for name in (
@@ -577,7 +703,7 @@ def _std(x: Tensor, dim: Any = None, *, correction: Any = None, keepdim: bool = 
 
 
 def _prim_div(a: Any, b: Any) -> Tensor:
-    floating = any(isinstance(v, Tensor) and v.is_floating_point() or isinstance(v, float) for v in (a, b))
+    floating = any(_float_like(v) or isinstance(v, (float, complex)) for v in (a, b))
     return torch.div(a, b) if floating else torch.div(a, b, rounding_mode="trunc")
 
 
@@ -617,7 +743,7 @@ class _ByIdentity:
     weakref: several times cheaper per lookup than ``torch.utils.weak.WeakIdKeyDictionary``)."""
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref, Tracked]] = {}
+        self._entries: dict[int, tuple[weakref.ref[Tensor], Tracked]] = {}
 
     def get(self, t: Tensor) -> Tracked | None:
         entry = self._entries.get(id(t))
@@ -627,7 +753,7 @@ class _ByIdentity:
         key = id(t)
         entries = self._entries
 
-        def forget(_: weakref.ref, key: int = key) -> None:
+        def forget(_: weakref.ref[Tensor], key: int = key) -> None:
             current = entries.get(key)
             if current is not None and current[0]() is None:
                 del entries[key]
@@ -635,7 +761,7 @@ class _ByIdentity:
         entries[key] = (weakref.ref(t, forget), value)
 
 
-class RunningError(TorchDispatchMode):
+class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # TorchDispatchMode.__init_subclass__ is unannotated
     """Trace code, keeping an elementwise error bound for every floating-point tensor it makes.
 
     ``exact``: integer-valued arithmetic within float64's integers is taken as exact (exact mode).
@@ -644,7 +770,7 @@ class RunningError(TorchDispatchMode):
     """
 
     def __init__(self, *, exact: bool = False, probabilistic: float | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # TorchDispatchMode.__init__ is unannotated
         self.exact = exact
         self.probabilistic = probabilistic
         self._tracked = _ByIdentity()
@@ -659,7 +785,7 @@ class RunningError(TorchDispatchMode):
     def _should_skip_dynamo(cls) -> bool:
         # The mode never runs under torch.compile; wrapping the handler for dynamo would import
         # torch._dynamo (seconds) on the first op and add a layer to every op.
-        return False
+        return False  # pragma: no mutate (called while the class is created, before mutmut's trampoline is set up)
 
     def gamma(self, k: int) -> float:
         """The a-priori constant of a float64 reduction of length k: rigorous ``γ_k``, or the
@@ -701,7 +827,7 @@ class RunningError(TorchDispatchMode):
         self.decisions.append(Decision(op, outcome.detach().clone(), count))
 
     # -- dispatch --
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         if func in _METADATA or func is torch.ops.prim.device.default:
             return func(*args, **kwargs)
@@ -710,7 +836,7 @@ class RunningError(TorchDispatchMode):
             self._tracked[out] = Tracked(torch.zeros(out.shape, dtype=F64, device=out.device), 0.0, opaque=True)
             return out
         packet = func._overloadpacket
-        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)]
+        tensors = [t for t in _leaves((args, kwargs)) if isinstance(t, Tensor)]
         if not any(_float_like(t) or t.dtype == torch.bool for t in tensors) or any(t.device.type == "meta" for t in tensors):
             return func(*args, **kwargs)  # integer arithmetic (indices, counts), or no values: nothing to track
         known = func in _RULES or packet in _STRUCTURAL or packet in _CREATION
@@ -721,7 +847,7 @@ class RunningError(TorchDispatchMode):
                 return result
         self.ops += 1
         inplace = packet.__name__.endswith("_") and packet not in _STRUCTURAL
-        before = {id(a): a.detach().clone() for a in tree_flatten(args)[0] if isinstance(a, Tensor)} if inplace else {}
+        before = {id(a): a.detach().clone() for a in _leaves(args) if isinstance(a, Tensor)} if inplace else {}
         out = func(*args, **kwargs)
         if packet is aten._local_scalar_dense:
             if self.record_decisions:
@@ -734,14 +860,14 @@ class RunningError(TorchDispatchMode):
             self._set_all(out, lambda t: torch.full(t.shape, math.inf, dtype=F64, device=t.device), math.inf)
         return out
 
-    def _shadowed(self, func: Any, args: tuple, kwargs: dict) -> Any:
+    def _shadowed(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """A composite op computed by its own kernel, as it would be without the mode, and bounded by
         tracing what it is made of in float64 on the values it received: the output's bound is that
         trace's bound plus the kernel's measured distance from the float64 result."""
         def shadow(a: Any) -> Any:
             if not _float_like(a):
                 return a
-            s = a.detach().to(F64)
+            s = _wide(a)
             info = self._tracked.get(a)
             self._tracked[s] = Tracked(info.error if info is not None else torch.zeros(a.shape, dtype=F64, device=a.device),
                                        info.degree if info is not None else 0.0)
@@ -761,7 +887,7 @@ class RunningError(TorchDispatchMode):
             self.fallbacks = known_fallbacks  # its parts are worse than the op itself: fall back on the op
             return NotImplemented
         out = func(*args, **kwargs)
-        for o, s in zip(tree_flatten(out)[0], tree_flatten(result64)[0]):
+        for o, s in zip(_leaves(out), _leaves(result64)):
             if not isinstance(o, Tensor) or not isinstance(s, Tensor):
                 continue
             info = self._tracked.get(s)
@@ -770,12 +896,12 @@ class RunningError(TorchDispatchMode):
             elif _float_like(o):
                 # untracked: made without floating arithmetic the mode saw (constants, integer work): exact
                 error = info.error if info is not None else torch.zeros(o.shape, dtype=F64)
-                measured = (o.detach().to(F64) - s.to(o.device)).abs().nan_to_num(nan=0.0, posinf=0.0) * (1 + 4 * U64)
+                measured = (_wide(o) - s.to(o.device)).abs().nan_to_num(nan=0.0, posinf=0.0) * (1 + 4 * U64)
                 self._assign(o, (error.to(o.device).expand(o.shape) + measured).contiguous(),
                              info.degree if info is not None else POLYNOMIAL_INF, False)
         return out
 
-    def _expand(self, func: Any, args: tuple, kwargs: dict) -> Any:
+    def _expand(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Trace a composite op through what it is made of (a rewrite here, or torch's decomposition)."""
         expansion = _REWRITES.get(func) or decomposition_table.get(func)
         self._expanding.add(func)  # an expansion that comes back to the same op runs it as it is
@@ -790,11 +916,11 @@ class RunningError(TorchDispatchMode):
             self._expanding.discard(func)
 
     def _set_all(self, out: Any, make: Callable[[Tensor], Tensor], degree: float) -> None:
-        for t in tree_flatten(out)[0]:
+        for t in _leaves(out):
             if isinstance(t, Tensor):
                 self._tracked[t] = Tracked(make(t), degree)
 
-    def _record(self, func: Any, packet: Any, before: dict[int, Tensor], args: tuple, kwargs: dict, out: Any) -> None:
+    def _record(self, func: Any, packet: Any, before: dict[int, Tensor], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if packet in _CREATION:
             self._set_all(out, lambda t: torch.zeros(t.shape, dtype=F64, device=t.device), 0.0)
             return
@@ -811,24 +937,25 @@ class RunningError(TorchDispatchMode):
         for o, y, e in zip(outs, ys, errs):
             if not isinstance(o, Tensor):
                 continue
-            e = _as_tensor(e, o.to(F64)) if not isinstance(e, Tensor) else e
+            e = _as_tensor(e, o) if not isinstance(e, Tensor) else e
             if o.dtype == torch.bool:
                 total = e.to(torch.bool)
             elif not (o.is_floating_point() or o.is_complex()):
                 total = torch.zeros(o.shape, dtype=F64, device=o.device)
             else:
-                total = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
-                if o.dtype != F64 and isinstance(y, Tensor):  # the op's own rounding, measured
+                e64 = e.to(device=o.device, dtype=F64)
+                total = (e64 if all_finite(e64) else torch.nan_to_num(e64, nan=math.inf, posinf=math.inf)).expand(o.shape)
+                if o.dtype not in (F64, C128) and isinstance(y, Tensor):  # the op's own rounding, measured
                     # (the float64 subtraction itself may round down by half an ulp: allowed for)
-                    total = total + (o.detach().to(F64) - y.to(o.device)).abs() * (1 + 4 * U64)
-                bad = ~torch.isfinite(o)
-                if bool(bad.any()):
+                    total = total + (_wide(o) - y.to(o.device)).abs() * (1 + 4 * U64)
+                if not all_finite(o):
+                    bad = ~torch.isfinite(o)
                     # Past the dtype's range where float64 is not: overflow (no bound). Non-finite in
                     # float64 too (0/0, log of a negative): the value is what the formula says.
                     y_finite = torch.isfinite(y.to(o.device)).expand(o.shape) if isinstance(y, Tensor) else torch.ones_like(bad)
                     overflow = bad & y_finite
-                    if bool(overflow.any()) and all(bool(torch.isfinite(t).all()) for t in call.tensors() if t.is_floating_point()):
-                        self.overflows.append(f"{func} gave {float(o[overflow].flatten()[0])} in {o.dtype} from finite inputs")
+                    if bool(overflow.any()) and all(bool(torch.isfinite(t).all()) for t in call.tensors() if _float_like(t)):
+                        self.overflows.append(f"{func} gave {o[overflow].flatten()[0].item()} in {o.dtype} from finite inputs")
                     total = torch.where(overflow, torch.full_like(total, math.inf), total)
                     # non-finite in float64 too: nothing measured, but an unbounded input stays unbounded
                     propagated = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
@@ -837,7 +964,7 @@ class RunningError(TorchDispatchMode):
             self._assign(o, total.clone(memory_format=torch.contiguous_format), degree, packet.__name__.endswith("_"))
             source = self._tracked.get(args[0]) if args and isinstance(args[0], Tensor) else None
             if packet in (aten._to_copy, aten.clone) and source is not None and source.opaque:
-                self._tracked.get(o).opaque = True  # a copy of something made outside torch
+                self._tracked.get(o).opaque = True  # type: ignore[union-attr]  # _assign has just tracked o; a copy of something made outside torch
 
     def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool) -> None:
         current = self._tracked.get(t)
@@ -850,9 +977,9 @@ class RunningError(TorchDispatchMode):
                 pass
         self._tracked[t] = Tracked(error, degree)
 
-    def _structural(self, func: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        bool_data = any(isinstance(o, Tensor) and o.dtype == torch.bool for o in tree_flatten(out)[0])
-        degrees = [self.degree(a) for a in tree_flatten(args)[0] if isinstance(a, Tensor)]
+    def _structural(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        bool_data = any(isinstance(o, Tensor) and o.dtype == torch.bool for o in _leaves(out))
+        degrees = [self.degree(a) for a in _leaves(args) if isinstance(a, Tensor)]
 
         def substitute(a: Any) -> Any:
             if isinstance(a, Tensor) and (_float_like(a) or (bool_data and a.dtype == torch.bool)):
@@ -862,8 +989,8 @@ class RunningError(TorchDispatchMode):
                     self._tracked[a] = info
                 return info.error
             fill_value = func._overloadpacket in _FILLS and a is args[-1]
-            if isinstance(a, float) or (isinstance(a, int) and not isinstance(a, bool) and fill_value):
-                return 0.0 if isinstance(a, float) else 0  # a filled-in constant is exact
+            if isinstance(a, (float, complex)) or (isinstance(a, int) and not isinstance(a, bool) and fill_value):
+                return 0 if isinstance(a, int) else 0.0  # a filled-in constant is exact
             return a
 
         new_kwargs = {k: (v if k not in ("dtype",) else (torch.bool if bool_data else F64)) for k, v in kwargs.items()}
@@ -874,9 +1001,13 @@ class RunningError(TorchDispatchMode):
                 return type(a)(substitute(v) if isinstance(v, Tensor) else v for v in a)
             return substitute(a)
 
-        errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
+        complex_view = _COMPLEX_VIEWS.get(func._overloadpacket)
+        if complex_view is not None:
+            errors = complex_view(substitute(args[0]))
+        else:
+            errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
         degree = max(degrees, default=0.0)
-        sources = [self._tracked.get(a) for a in tree_flatten(args)[0] if isinstance(a, Tensor) and _float_like(a)]
+        sources = [self._tracked.get(a) for a in _leaves(args) if isinstance(a, Tensor) and _float_like(a)]
         opaque = bool(sources) and all(info is not None and info.opaque for info in sources)
         outs = out if isinstance(out, (tuple, list)) else [out]
         errs = errors if isinstance(errors, (tuple, list)) else [errors]
@@ -886,7 +1017,7 @@ class RunningError(TorchDispatchMode):
                     e = torch.zeros(o.shape, dtype=F64, device=o.device)
                 self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"))
                 if opaque:
-                    self._tracked.get(o).opaque = True
+                    self._tracked.get(o).opaque = True  # type: ignore[union-attr]  # _assign has just tracked o
 
     def _fallback(self, call: Call) -> tuple[Any, Any, float]:
         """No rule, no decomposition: rerun in float64 (measuring the op's rounding), propagate input
@@ -894,7 +1025,7 @@ class RunningError(TorchDispatchMode):
         func = call.func
         args64 = tree_map(call.x64, call.args)
         y64 = func(*args64, **call.kwargs)
-        floats = [i for i, a in enumerate(call.args) if isinstance(a, Tensor) and a.is_floating_point()]
+        floats = [i for i, a in enumerate(call.args) if _float_like(a)]
         errors = [call.e(call.args[i]) for i in floats]
         propagated: Any = 0.0
         if any(_nonzero(e) for e in errors):
@@ -908,7 +1039,7 @@ class RunningError(TorchDispatchMode):
                 moved.append(func(*shifted, **call.kwargs))
 
             def spread(y: Any, up: Any, down: Any) -> Any:
-                if not isinstance(y, Tensor) or not y.is_floating_point():
+                if not _float_like(y):
                     return 0.0
                 change = torch.maximum((up - y).abs(), (down - y).abs())
                 return FALLBACK_MARGIN * torch.nan_to_num(change, nan=math.inf, posinf=math.inf)
@@ -923,7 +1054,7 @@ class RunningError(TorchDispatchMode):
         self.fallbacks.setdefault(str(func), how)
         if isinstance(y64, (tuple, list)):
             props = propagated if isinstance(propagated, (tuple, list)) else [propagated] * len(y64)
-            errs = [(_local(y, TRANSCENDENTAL_ULPS) + p) if isinstance(y, Tensor) and y.is_floating_point() else 0.0 for y, p in zip(y64, props)]
+            errs = [(_local(y, TRANSCENDENTAL_ULPS) + p) if _float_like(y) else 0.0 for y, p in zip(y64, props)]
             return y64, errs, POLYNOMIAL_INF
         return y64, _local(y64, TRANSCENDENTAL_ULPS) + propagated, POLYNOMIAL_INF
 

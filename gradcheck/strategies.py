@@ -11,8 +11,8 @@ batch dimensions, ``max_batch_dims`` / ``max_batch_side``). A side is mostly dra
 ``min_side … min_side + 4`` and, one draw in ``LARGE_ODDS`` (3), from the whole range up to
 ``max_side``, tile edges (7, 8, 9, 15, 16, 17, 31, 32, 33, …) and ``max_side`` itself favoured: most
 sides stay cheap, some reach the sizes where blocked kernels and long reductions go wrong, and shrinking
-goes back to small shapes — to sides of 1 rather than 0 (an empty dimension is drawn often, but as a
-corner case: an empty operand shows no values). Only the last two dimensions of a shape are sides;
+goes back to small shapes — to sides of 1 rather than 0 (an empty dimension is drawn one side in
+``EMPTY_ODDS`` (16), as a corner case: an empty operand shows no values). Only the last two dimensions of a shape are sides;
 dimensions before them are batch dimensions, drawn up to ``max_batch_side`` (default 4), so that a
 shape's size grows as ``max_side²``, not faster.
 
@@ -55,6 +55,7 @@ DEFAULT_MAX_SIDE = 4  # outside gradcheck's ci and thorough profiles
 PROFILE_MAX_SIDE: dict[str, int] = {"gradcheck-ci": 64, "gradcheck-thorough": 256}
 MAX_SIDE_ENV = "GRADCHECK_MAX_SIDE"
 LARGE_ODDS = 3  # one side in three is drawn from the whole range
+EMPTY_ODDS = 16  # one side in sixteen is empty (an operand with any empty side checks no values)
 DEFAULT_MAX_BATCH_SIDE = 4
 TINY = 1e-6  # magnitudes below scale·TINY are flushed to zero
 ELEMENTWISE_LIMIT = 16  # storage elements drawn one by one; the rest repeat them at seeded positions
@@ -70,6 +71,7 @@ SCALES: dict[torch.dtype, tuple[float, ...]] = {
     torch.bfloat16: (1.0, 1e-1, 1e1, 1e-3, 1e3),
     torch.float16: (1.0, 1e-1, 2.0, 1e-2),
 }
+SCALES |= {torch.complex128: SCALES[torch.float64], torch.complex64: SCALES[torch.float32]}  # per part
 SIMPLE_VALUES = (0.0, 1.0, -1.0, 0.5, -0.5, 0.25, -0.25, 0.75, -0.75)  # times the scale
 
 
@@ -111,8 +113,16 @@ def devices() -> st.SearchStrategy[str]:
 # Strategies are built once per distinct argument tuple: hypothesis validates each new strategy object
 # on its first draw, which costs more than the draw itself.
 @functools.cache
-def _choice(options: tuple) -> st.SearchStrategy:
+def _choice(options: tuple[Any, ...]) -> st.SearchStrategy[Any]:
     return st.sampled_from(options)
+
+
+@functools.cache
+def _integers(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+_BOOLEANS = st.booleans()
 
 
 @functools.cache
@@ -123,6 +133,7 @@ def _large_sides(low: int, high: int) -> st.SearchStrategy[int]:
     return st.integers(low, high) | st.sampled_from(sorted(e for e in edges if low <= e <= high))
 
 
+@functools.cache  # one strategy object per size range: a new one is validated again on its first draw
 def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[int]:
     """A side: mostly ``min_side … min_side + SMALL_SIDE``, one draw in ``LARGE_ODDS`` anywhere up to
     ``max_side`` (tile edges and ``max_side`` favoured); shrinks towards ``min_side``. The large range
@@ -133,10 +144,17 @@ def sides(min_side: int = 0, max_side: int | None = None) -> st.SearchStrategy[i
     @st.composite
     def side(draw: st.DrawFn) -> int:
         top = _resolve(min_side, max_side)
-        small_top = min(top, min_side + SMALL_SIDE)
-        if top > small_top and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
-            return _one_first(draw(_large_sides(min_side, top), label="side"), min_side, top)
-        return _one_first(draw(st.integers(min_side, small_top), label="side"), min_side, small_top)
+        # Empty: a corner case of its own draw, which shrinking leaves (the side is drawn either way, so
+        # that both paths make as many choices and the shrinker's shortlex order prefers the nonempty).
+        can_be_empty = min_side == 0 and top >= 1
+        empty = can_be_empty and draw(_integers(0, EMPTY_ODDS - 1), label="empty side") == EMPTY_ODDS - 1
+        low = 1 if can_be_empty else min_side
+        small_top = min(top, low + SMALL_SIDE)
+        if top > small_top and draw(_integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
+            value = int(draw(_large_sides(low, top), label="side"))
+        else:
+            value = int(draw(_integers(low, small_top), label="side"))
+        return 0 if empty else value
 
     return side()
 
@@ -150,6 +168,7 @@ def _one_first(value: int, low: int, high: int) -> int:
     return value
 
 
+@functools.cache
 def batch_sides(min_side: int = 0, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE) -> st.SearchStrategy[int]:
     """A batch dimension's size: ``min_side … max(min_side, max_batch_side)``, 1 before 0 (``_one_first``)."""
     top = max(min_side, max_batch_side)
@@ -171,7 +190,7 @@ def array_shapes(
 
     @st.composite
     def shape(draw: st.DrawFn) -> Shape:
-        ndim = draw(st.integers(min_dims, max_dims), label="ndim")
+        ndim = draw(_integers(min_dims, max_dims), label="ndim")
         batch = [draw(batch_side) for _ in range(max(ndim - 2, 0))]
         return (*batch, *(draw(side) for _ in range(min(ndim, 2))))
 
@@ -252,19 +271,27 @@ def _draw_tensor(draw: st.DrawFn, shape: Shape, dtype: torch.dtype, device: str 
     scale = 1.0 if exact else draw(_choice(_scales_for(dtype, math.prod(shape))), label="scale")
     layout = draw(_choice(tuple(name for name in _layouts_for(shape) if name in layouts)), label="layout")
     # Clustered values (c ± a thousandth of c) make sums such as G·Bᵀ cancel, where bounds are tested hardest.
-    center = 0.0 if exact else draw(_choice((0.0, 0.0, 0.0, scale, -scale)), label="center")
+    centers = (0.0, 0.0, 0.0, scale, -scale) + ((1j * scale, -1j * scale) if dtype.is_complex else ())
+    center = 0.0 if exact else draw(_choice(centers), label="center")
     spread = scale if center == 0.0 else scale * 1e-3
     storage_shape = _storage_shape(shape, layout)
     size = math.prod(storage_shape)
     drawn = draw(_arrays((min(size, ELEMENTWISE_LIMIT),), dtype, exact, spread), label="values")
-    seed = draw(st.integers(0, 2**32 - 1), label="positions seed")
+    if dtype.is_complex:  # the imaginary parts drawn as the real ones: each part zero, simple or any, either sign
+        drawn = drawn + 1j * draw(_arrays((min(size, ELEMENTWISE_LIMIT),), dtype, exact, spread), label="imaginary parts")
+    seed = draw(_integers(0, 2**32 - 1), label="positions seed")
     storage = _spread_out(drawn, size, seed).reshape(storage_shape)
     storage = np.asarray(storage + center)
-    t = torch.from_numpy(storage).to(dtype=dtype, device=device)
-    t = torch.where(t.abs() < torch.finfo(dtype).tiny, torch.zeros_like(t), t)  # rounding may make subnormals
+    t = _flush_subnormals(torch.from_numpy(storage).to(dtype=dtype, device=device))  # rounding may make subnormals
     view = _view(t, shape, layout)
     assert view.shape == shape, (view.shape, shape, layout)
     return view
+
+
+def _flush_subnormals(t: torch.Tensor) -> torch.Tensor:
+    parts = torch.view_as_real(t) if t.is_complex() else t  # a complex number's parts one by one
+    parts = torch.where(parts.abs() < torch.finfo(t.dtype).tiny, torch.zeros_like(parts), parts)
+    return torch.view_as_complex(parts) if t.is_complex() else parts
 
 
 @st.composite
@@ -296,18 +323,19 @@ def operands(
 
     ``shapes`` is a strategy, or a shape-strategy function such as ``mm_shapes``, called with ``sizes``
     (``min_side=``, ``max_side=``, and ``max_batch_dims=`` / ``max_batch_side=`` where it has them).
-    ``exact=True`` draws small integer-valued float64 tensors, on which the matmul family, the squared
-    loss and a step-1 central difference are computed without rounding.
+    ``exact=True`` draws small integer-valued float64 tensors (Gaussian integers with
+    ``dtype=torch.complex128``), on which the matmul family, the squared loss and a step-1 central
+    difference are computed without rounding. A complex ``dtype`` draws both parts of every element.
     """
-    if exact and dtype not in (None, torch.float64):
-        raise ValueError(f"exact operands are float64; got dtype={dtype}")
+    if exact and dtype not in (None, torch.float64, torch.complex128):
+        raise ValueError(f"exact operands are float64 (or complex128); got dtype={dtype}")
     if isinstance(shapes, st.SearchStrategy):
         if sizes:
             raise TypeError(f"operands: sizes ({', '.join(sizes)}) go to a shape-strategy function, not to a strategy")
         shape_strategy = shapes
     else:
         shape_strategy = shapes(**sizes)
-    dtype_strategy = st.just(torch.float64) if exact else (st.just(dtype) if dtype is not None else dtypes())
+    dtype_strategy = st.just(dtype or torch.float64) if exact else (st.just(dtype) if dtype is not None else dtypes())
     device_strategy = st.just(device) if device is not None else devices()
 
     @st.composite
@@ -333,9 +361,9 @@ def shapes_broadcasting_to(draw: st.DrawFn, target: Shape) -> Shape:
     """A shape that ``expand`` can stretch to ``target``: its trailing dims (half the time all of them), each
     kept or set to 1; shrinks towards ``target`` itself, no broadcasting.
     (``hnp.broadcastable_shapes`` is symmetric — its shapes may broadcast *with* target to something larger.)"""
-    drop, dropped = draw(st.booleans()), draw(st.integers(0, len(target)))
+    drop, dropped = draw(_BOOLEANS), draw(_integers(0, len(target)))
     kept = target[dropped if drop else 0:]
-    return tuple(1 if draw(st.booleans()) else size for size in kept)
+    return tuple(1 if draw(_BOOLEANS) else size for size in kept)
 
 
 @st.composite
@@ -350,9 +378,9 @@ def matmul_shapes(
     """Shapes of ``torch.matmul``: 1-D operands and broadcast batch dimensions included."""
     m, n, p = (draw(sides(min_side, max_side)) for _ in range(3))
     batch_side = batch_sides(min_side, max_batch_side)
-    batch = tuple(draw(batch_side) for _ in range(draw(st.integers(0, max_batch_dims))))
-    a = (n,) if draw(st.booleans()) else (*draw(shapes_broadcasting_to(batch)), m, n)
-    b = (n,) if draw(st.booleans()) else (*draw(shapes_broadcasting_to(batch)), n, p)
+    batch = tuple(draw(batch_side) for _ in range(draw(_integers(0, max_batch_dims))))
+    a = (n,) if draw(_BOOLEANS) else (*draw(shapes_broadcasting_to(batch)), m, n)
+    b = (n,) if draw(_BOOLEANS) else (*draw(shapes_broadcasting_to(batch)), n, p)
     return (a, b)
 
 
@@ -446,7 +474,7 @@ def same_shapes(
 
 def squared_error_shapes(
     *, min_side: int = 0, max_side: int | None = None, max_batch_side: int = DEFAULT_MAX_BATCH_SIDE
-) -> st.SearchStrategy[tuple[Shape, Shape]]:
+) -> st.SearchStrategy[tuple[Shape, ...]]:  # two equal shapes
     return same_shapes(2, min_side=min_side, max_side=max_side, max_batch_side=max_batch_side)
 
 
@@ -457,7 +485,7 @@ def linreg_shapes(*, min_side: int = 0, max_side: int | None = None) -> st.Searc
     @st.composite
     def shapes(draw: st.DrawFn) -> tuple[Shape, Shape, Shape, Shape]:
         n, k, m = draw(side), draw(side), draw(side)
-        b = (1, 1) if m == 1 and draw(st.booleans()) else (m,)
+        b = (1, 1) if m == 1 and draw(_BOOLEANS) else (m,)
         return ((n, k), (k, m), b, (n, m))
 
     return shapes()
@@ -470,20 +498,20 @@ def powers_of_two(min_side: int = 1, max_side: int | None = None) -> st.SearchSt
     @st.composite
     def power(draw: st.DrawFn) -> int:
         top = _resolve(min_side, max_side)
-        powers = [2**j for j in range(top.bit_length()) if max(min_side, 1) <= 2**j <= top]
+        powers: list[int] = [2**j for j in range(top.bit_length()) if max(min_side, 1) <= 2**j <= top]
         if not powers:
             raise ValueError(f"no power of two in {min_side}…{top}")
         small = [p for p in powers if p <= max(min_side, 1) * SMALL_SIDE]
-        if len(powers) > len(small) and draw(st.integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
-            return draw(st.sampled_from(powers))
-        return draw(st.sampled_from(small))
+        if len(powers) > len(small) and draw(_integers(0, LARGE_ODDS - 1), label="large side") == LARGE_ODDS - 1:
+            return int(draw(_choice(tuple(powers))))  # int(): _choice is cached, so its strategy is typed Any
+        return int(draw(_choice(tuple(small))))
 
     return power()
 
 
 # ---- public operand strategies -------------------------------------------------------------------
 
-def _operands_of(shapes: Callable[..., ShapeStrategy]):
+def _operands_of(shapes: Callable[..., ShapeStrategy]) -> Callable[..., st.SearchStrategy[Operands]]:
     def strategy(
         dtype: torch.dtype | None = None, device: str | torch.device | None = None, exact: bool = False, **sizes: int
     ) -> st.SearchStrategy[Operands]:

@@ -92,7 +92,10 @@ def test_no_nan_or_infinite_bound_where_the_old_model_overflowed():
         report = gradcheck.check_vjp(torch.mm, gradcheck.rules.mm_vjp, (A, B))
         assert report.ok, str(report)
         for c in report.comparisons:
-            assert math.isfinite(c.bound) and math.isfinite(c.ratio) and not c.no_power, str(report)
+            assert math.isfinite(c.bound) and math.isfinite(c.ratio), str(report)
+            # Power elementwise; one joint probe across 2·n² half-precision elements sums every
+            # element's bound against a sum that cancels (√-growth): whether it has power is the draw's luck.
+            assert c.oracle != "autograd" or not c.no_power, str(report)
 
 
 def test_overflow_is_named_not_called_a_wrong_gradient():

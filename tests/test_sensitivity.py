@@ -40,7 +40,7 @@ def test_target_relative_error_is_caught_and_correct_rule_passes(name, dtype):
             assert report.failing_inputs == {input_name}, str(report)
 
 
-@pytest.mark.parametrize("n", [4, 16, 64, 256])
+@pytest.mark.parametrize("n", [4, 16, 64])  # 256 and beyond: benches/sensitivity.py
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_power_on_a_default_mm_check_at_every_size(dtype, n):
     rule = rule_named("mm")
@@ -50,7 +50,7 @@ def test_power_on_a_default_mm_check_at_every_size(dtype, n):
         assert not gradcheck.check_vjp(rule.forward, perturbed_vjp(rule.vjp, index, TARGETS[dtype]), inputs).ok
 
 
-@pytest.mark.parametrize("n", [16, 256])
+@pytest.mark.parametrize("n", [16, 64])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_power_in_exact_mode_for_16_bit_dtypes(dtype, n):
     """Integer operands in {−1, 0, 1}: every partial sum is an integer the dtype holds exactly."""
