@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_report_passes_and_writes_json(tmp_path, capsys):
     path = tmp_path / "report.json"
-    assert main(["--rules", "mm,dot", "--dtype", "float64,float32", "--examples", "5", "--json", str(path)]) == 0
+    assert main(["--rules", "mm,dot", "--dtype", "float64,float32", "--examples", "5", "--jobs", "1", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^mm\s+cpu\s+float64\s+\d+\s+\S+\s+\S+\s+pass\s+ok$", out, re.M), out
     document = json.loads(path.read_text())
@@ -34,7 +34,7 @@ def test_report_passes_and_writes_json(tmp_path, capsys):
 
 def test_a_wrong_rule_makes_the_report_fail(capsys):
     wrong = replace(rule_named("mm"), name="mm_wrong", vjp=lambda A, B, G: (mm_vjp(A, B, G)[0], -mm_vjp(A, B, G)[1]))
-    assert main(["--rules", "mm_wrong", "--dtype", "float32", "--examples", "20"], rules=(*RULES, wrong)) == 1
+    assert main(["--rules", "mm_wrong", "--dtype", "float32", "--examples", "5", "--max-side", "3"], rules=(*RULES, wrong)) == 1
     out = capsys.readouterr().out
     assert re.search(r"^mm_wrong\s+cpu\s+float32.*FAIL$", out, re.M)
     assert "input 1 (B)" in out
@@ -75,7 +75,7 @@ def test_max_side_bounds_the_drawn_sizes(argv, largest, monkeypatch, tmp_path, c
     monkeypatch.delenv(S.MAX_SIDE_ENV, raising=False)
     SEEN_SIDES.clear()
     path = tmp_path / "report.json"
-    assert main(["--rules", "mm_recording", "--dtype", "float32", "--examples", "40", "--derandomize",
+    assert main(["--rules", "mm_recording", "--dtype", "float32", "--examples", "40", "--derandomize", "--jobs", "1",
                  "--json", str(path), *argv], rules=(RECORDING_MM,)) == 0
     assert json.loads(path.read_text())["max_side"] == largest
     assert max(SEEN_SIDES) <= largest
@@ -85,7 +85,7 @@ def test_max_side_bounds_the_drawn_sizes(argv, largest, monkeypatch, tmp_path, c
 def test_max_side_defaults_to_the_variable(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(S.MAX_SIDE_ENV, "7")
     path = tmp_path / "report.json"
-    assert main(["--rules", "dot", "--dtype", "float32", "--examples", "2", "--json", str(path)]) == 0
+    assert main(["--rules", "dot", "--dtype", "float32", "--examples", "2", "--jobs", "1", "--json", str(path)]) == 0
     assert json.loads(path.read_text())["max_side"] == 7
 
 

@@ -94,11 +94,11 @@ def test_planted_wrong_jvp_is_caught_by_both_oracles(rule, planted, shapes, dtyp
     assert "replay:" in str(report) and "gradcheck.check_jvp(" in report.reproducer
 
 
-@pytest.mark.parametrize(("rule", "planted"), [(p[0], p[1]) for p in PLANTED[:2]], ids=["mm", "linear"])
+@pytest.mark.parametrize(("rule", "planted"), [(p[0], p[1]) for p in PLANTED[:1]], ids=["mm"])
 def test_verify_jvp_shrinks_a_planted_bug(rule, planted):
     r = rule_named(rule)
     with pytest.raises(gradcheck.GradientMismatch) as caught:
-        gradcheck.verify_jvp(r.forward, planted, r.operands(dtype=torch.float32), names=r.input_names, max_examples=50)
+        gradcheck.verify_jvp(r.forward, planted, r.operands(dtype=torch.float32, max_side=8), names=r.input_names, max_examples=50)
     assert "FAILED" in str(caught.value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from budget import examples
 from hypothesis import find, given
 from hypothesis import strategies as st
 
@@ -13,17 +14,22 @@ from gradcheck.rules import RULES, rule_named, unbroadcast
 from gradcheck.tolerance import FLOATING_DTYPES
 
 RULE_IDS = [rule.name for rule in RULES]
+# Per (rule, dtype): 14 rules × 4 dtypes × VJP and JVP share the CI budget; python -m gradcheck and the
+# thorough profile run thousands (conftest.examples gives the profile's own count there).
+RULE_EXAMPLES = 10
 
 
 @pytest.mark.parametrize("dtype", FLOATING_DTYPES, ids=str)
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
 def test_rule_matches_oracles(rule, dtype, device):
-    gradcheck.verify(rule.forward, rule.vjp, rule.operands(dtype=dtype, device=device), **rule.check_options())
+    gradcheck.verify(rule.forward, rule.vjp, rule.operands(dtype=dtype, device=device), max_examples=examples(RULE_EXAMPLES),
+                     **rule.check_options())
 
 
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
 def test_rule_is_exact_on_integers(rule, device):
-    gradcheck.verify(rule.forward, rule.vjp, rule.operands(device=device, exact=True), exact=True, **rule.check_options())
+    gradcheck.verify(rule.forward, rule.vjp, rule.operands(device=device, exact=True), exact=True,
+                     max_examples=examples(RULE_EXAMPLES), **rule.check_options())
 
 
 def test_table_covers_the_issue_minimum():
@@ -89,12 +95,14 @@ def test_addmm_finite_difference_bound_survives_cancelling_terms():
 @pytest.mark.parametrize("dtype", FLOATING_DTYPES, ids=str)
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
 def test_rule_jvp_matches_oracles(rule, dtype, device):
-    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(dtype=dtype, device=device), **rule.check_options())
+    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(dtype=dtype, device=device), max_examples=examples(RULE_EXAMPLES),
+                         **rule.check_options())
 
 
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
 def test_rule_jvp_is_exact_on_integers(rule, device):
-    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(device=device, exact=True), exact=True, **rule.check_options())
+    gradcheck.verify_jvp(rule.forward, rule.jvp, rule.operands(device=device, exact=True), exact=True,
+                         max_examples=examples(RULE_EXAMPLES), **rule.check_options())
 
 
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
