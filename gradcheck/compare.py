@@ -53,7 +53,7 @@ def element_comparison(index: int | None, name: str, oracle: str, exact: bool, a
     e, x, b = float(error[where]), expected[where].item(), float(bound[where])
     magnitude = expected.abs()
     relative = bound / magnitude  # bound/0 is inf (no relative power there), or NaN for 0/0: both mean none
-    power = float(torch.nan_to_num(relative, nan=math.inf).min())
+    power = float(torch.nan_to_num(relative, nan=math.inf, posinf=math.inf).min())
     no_power = bool((torch.isinf(bound) | (bound >= magnitude) & (bound > 0)).all())
     return Comparison(
         index, name, oracle, exact,
