@@ -17,6 +17,11 @@ def _mm_inputs(dtype=torch.float64, m=3, k=4, p=2, seed=0):
             torch.randn(k, p, generator=g, dtype=torch.float64).to(dtype))
 
 
+def _randn(*shape, seed=0):
+    """A seeded float64 tensor: every test sees the same numbers on every run."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
 def test_correct_vjp_passes_with_both_oracles():
     report = gradcheck.check_vjp(torch.mm, mm_vjp, _mm_inputs(), names=("A", "B"))
     assert report.ok, str(report)
@@ -49,7 +54,7 @@ def test_assert_vjp_raises_an_assertion_error_carrying_the_report():
 
 def test_every_input_is_checked_not_only_the_first():
     wrong = lambda x, W, b, G: (*linear_vjp(x, W, b, G)[:2], linear_vjp(x, W, b, G)[2] * 3)  # noqa: E731
-    x, W, b = torch.randn(5, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
+    x, W, b = _randn(5, 3), _randn(2, 3, seed=1), _randn(2, seed=2)
     report = gradcheck.check_vjp(torch.nn.functional.linear, wrong, (x, W, b), names=("x", "W", "b"))
     assert report.failing_inputs == {"b"}
 
@@ -76,9 +81,9 @@ def test_missing_sum_in_bias_passes_torch_gradcheck_but_not_ours():
             x, W = ctx.saved_tensors
             return G @ W, G.mT @ x, G  # db should be G.sum(0)
 
-    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
-    W = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    x = _randn(4, 3).requires_grad_()
+    W = _randn(2, 3, seed=1).requires_grad_()
+    b = _randn(2, seed=2).requires_grad_()
     assert torch.autograd.gradcheck(LinearForgotSum.apply, (x, W, b))
     report = gradcheck.check_function(LinearForgotSum, (x, W, b), names=("x", "W", "b"), strict=True)
     assert not report.ok
@@ -123,7 +128,7 @@ class SquareNewStyle(torch.autograd.Function):
 
 
 def test_check_function_on_a_correct_function_and_a_wrong_new_style_one():
-    x = torch.randn(5, dtype=torch.float64)
+    x = _randn(5)
     assert gradcheck.check_function(Square, (x,)).ok
     report = gradcheck.check_function(SquareNewStyle, (x,), names=("x",))
     assert report.failing_inputs == {"x"}
@@ -142,13 +147,13 @@ def test_check_function_with_a_non_differentiable_forward_still_uses_finite_diff
             (x,) = ctx.saved_tensors
             return 2.5 * x * G  # wrong
 
-    report = gradcheck.check_function(NumpySquare, (torch.randn(4, dtype=torch.float64),))
+    report = gradcheck.check_function(NumpySquare, (_randn(4),))
     assert any("autograd oracle unavailable" in note for note in report.notes)
     assert [c.oracle for c in report.comparisons if not c.ok] == ["finite_differences"]
 
 
 def test_smooth_non_polynomial_function_passes_with_truncation_estimate():
-    x = torch.rand(6, dtype=torch.float64) + 0.5
+    x = torch.rand(6, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.5
     report = gradcheck.check_vjp(torch.sin, lambda x, G: (torch.cos(x) * G,), (x,))
     assert report.ok, str(report)
     wrong = gradcheck.check_vjp(torch.sin, lambda x, G: (torch.cos(x) * G * (1 + 1e-7),), (x,))

@@ -77,8 +77,9 @@ def test_critical_lr_prediction_brackets_the_observed_divergence(result):
 
 
 def test_hand_derived_hessian_matches_torch_func_hessian():
-    x = torch.rand(32, 1, dtype=torch.float64) * 20
-    y = 2 * x + 1 + torch.randn(32, 1, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 1, generator=generator, dtype=torch.float64) * 20
+    y = 2 * x + 1 + torch.randn(32, 1, generator=generator, dtype=torch.float64)
 
     def loss(theta):
         return 0.5 * ((x * theta[0] + theta[1] - y) ** 2).sum()

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 import gradcheck
 from gradcheck.oracles import (
     FULL_JACOBIAN_MAX_ELEMENTS,
+    LARGE_INPUT_ELEMENTS,
     RANDOM_PROBES,
+    OracleUnavailable,
+    _two_sum_error,
     autograd_reference,
+    directions,
     finite_difference_probes,
+    inner_terms,
+    nudged_references,
     phi,
+    random_direction,
+    traced_vjp,
+    upcast,
 )
+from gradcheck.tolerance import gamma
 
 F64 = torch.float64
 
@@ -181,3 +193,132 @@ def test_a_step_that_outruns_fs_scale_is_refined_not_a_false_alarm():
         report = gradcheck.check_vjp(_batch_norm, vjp, (x,), oracles=("finite_differences",), seed=seed)
         assert report.ok, str(report)
     assert not gradcheck.check_vjp(_batch_norm, wrong, (x,), oracles=("finite_differences",)).ok
+
+
+# ---- the oracles' parts, one by one -----------------------------------------------------------------
+
+def test_upcast_copies_so_the_oracles_never_touch_the_callers_tensors():
+    x, h = torch.tensor([1.0, 2.0], dtype=F64), torch.tensor([0.5], dtype=torch.float16)
+    x64, h64 = upcast((x, h))
+    x64 += 1
+    assert torch.equal(x, torch.tensor([1.0, 2.0], dtype=F64)) and h64.dtype == F64 and float(h64) == 0.5
+
+
+def test_inner_terms_of_a_real_and_a_complex_tensor_sum_to_the_real_part_of_the_inner_product():
+    real = torch.tensor([[1.0, 2.0]], dtype=F64)
+    cplx = torch.tensor([[3 + 4j, 5 - 1j]], dtype=torch.complex128)
+    # Re⟨a, b⟩ = Re Σ conj(a)·b: 1·3 + 2·5 = 13 either way round (the imaginary parts meet zeros)
+    for a, b in ((real, cplx), (cplx, real)):
+        terms = inner_terms(a, b)
+        assert not terms.is_complex() and float(terms.sum()) == 13.0 and float(terms.abs().sum()) == 13.0
+
+
+def test_autograd_reference_of_an_unused_first_input_and_what_the_trace_saw():
+    x, y = torch.tensor([1.0, 100.0]), torch.tensor([0.5, 2.0])
+    ref = autograd_reference(lambda a, b: torch.exp(b), (x, y), torch.ones(2))
+    assert torch.equal(ref.grads[0], torch.zeros(2)) and torch.equal(ref.grads[1], torch.exp(y))
+    assert torch.equal(ref.output, torch.exp(y)) and ref.fallbacks == {} and ref.overflows == []
+    overflowed = autograd_reference(torch.exp, (x,), torch.ones(2))  # exp(100) is past float32's range
+    assert overflowed.overflows == ["aten.exp.default gave inf in torch.float32 from finite inputs"]
+    erfcx = autograd_reference(torch.special.erfcx, (y.double(),), torch.ones(2, dtype=F64))
+    assert list(erfcx.fallbacks) == ["prims.erfcx.default"]
+
+
+def test_autograd_reference_is_exact_only_when_asked_and_passes_on_probabilistic():
+    x, G = torch.tensor([3.0, -5.0], dtype=F64), torch.tensor([2.0, 7.0], dtype=F64)
+    assert bool((autograd_reference(lambda a: a * a * a, (x,), G).errors[0] > 0).all())  # default: rigorous rounding
+    assert bool((autograd_reference(lambda a: a * a * a, (x,), G, exact=True).errors[0] == 0).all())  # integers: exact
+    W = torch.randn(1, 4000, dtype=F64, generator=_gen())  # the VJP sums 4000 products
+    a = torch.ones(1, 1, dtype=F64)
+    rigorous = autograd_reference(lambda t: t @ W, (a,), W).errors[0]
+    assert float(autograd_reference(lambda t: t @ W, (a,), W, probabilistic=5.0).errors[0]) < float(rigorous) / 5
+
+
+def test_autograd_reference_refuses_a_disconnected_forward():
+    with pytest.raises(OracleUnavailable) as caught:
+        autograd_reference(lambda a: torch.ones(2), (torch.ones(2, dtype=F64),), torch.ones(2, dtype=F64))
+    assert str(caught.value) == "the forward's output is not connected to its inputs in autograd's graph"
+
+
+def test_traced_vjp_runs_in_the_inputs_dtype_with_a_bound_and_zeros_for_an_unused_input():
+    x, unused = torch.tensor([0.1, 3.0], dtype=torch.float32), torch.ones(3, dtype=torch.float32)
+    G = torch.tensor([1.0, -0.3], dtype=F64)
+    values, errors = traced_vjp(lambda a, b: torch.sin(a), (x, unused), G)
+    assert values[0].dtype == torch.float32 and torch.equal(values[1], torch.zeros(3))
+    truth = torch.cos(x.double()) * G.float().double()
+    assert bool(((values[0].double() - truth).abs() <= errors[0]).all()) and bool((errors[0] > 0).all())
+    assert errors[1].dtype == F64 and torch.equal(errors[1], torch.zeros(3, dtype=F64))
+
+
+def test_phi_rounds_its_final_dot_product_unless_exact_integers():
+    identity = lambda a: a  # noqa: E731  (no error of its own: only the dot product ⟨G, f⟩ rounds)
+    ones = torch.ones(3, dtype=F64)
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
+    assert phi(identity, (x,), ones, exact=False).error == pytest.approx(gamma(3, F64) * 6, rel=1e-12, abs=0)
+    assert phi(identity, (x,), ones, exact=True).error == 0
+    assert phi(identity, (x * 0.5,), ones, exact=True).error == pytest.approx(gamma(3, F64) * 3, rel=1e-12, abs=0)
+    assert phi(identity, (x * 2.0**51,), ones, exact=True).error > 0  # Σ|terms| = 6·2⁵¹ ≥ 2⁵³: may have rounded
+    assert phi(identity, (x * 100,), ones, exact=True).error == 0
+    assert phi(identity, (x[:1] * 3,), ones[:1], exact=False).error == pytest.approx(gamma(1, F64) * 3, rel=1e-12, abs=0)
+    assert phi(lambda a: a * 1e308, (x,), ones, exact=False).error == math.inf
+
+
+@pytest.mark.parametrize(("x", "log2_step"), [(0.5, -18), (1000.0, -8)])
+def test_the_step_is_a_power_of_two_near_the_cube_root_of_eps_times_max_one_x(x, log2_step):
+    (p,) = finite_difference_probes(lambda t: t**2, (torch.tensor([x], dtype=F64),), torch.ones(1, dtype=F64),
+                                    exact=False, generator=_gen())
+    assert float(p.delta[0]) == 2 * 2.0**log2_step  # a central difference spans 2h
+    assert 2.0**log2_step <= torch.finfo(F64).eps ** (1 / 3) * max(1.0, x) < 2.0 ** (log2_step + 1)
+
+
+def test_random_directions_are_on_their_grids_and_follow_the_generator():
+    x = torch.zeros(3000, dtype=torch.float32)
+    v = random_direction(x, _gen(), exact=False)
+    assert v.dtype == torch.float32 and torch.equal(v, random_direction(x, _gen(), exact=False))
+    sixteenths = (v.double() * 16).unique()
+    assert bool((sixteenths == sixteenths.round()).all()) and len(sixteenths) == 129  # −4, −4 + 1/16, …, 4
+    assert float(v.min()) == -4 and float(v.max()) == 4
+    assert set(random_direction(x, _gen(), exact=True).tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+    z = random_direction(torch.zeros(2000, dtype=torch.complex64), _gen(), exact=True)
+    assert z.dtype == torch.complex64 and set(z.real.tolist()) == set(z.imag.tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
+
+
+def test_directions_count_a_complex_element_twice_and_go_random_past_the_limit():
+    z2, z3 = torch.zeros(2, dtype=torch.complex128), torch.zeros(3, dtype=torch.complex128)  # 4 and 6 real coordinates
+    coordinates = directions([z2], [True], _gen(), exact=False)
+    assert [(e, d[0][e[1]].item()) for d, e in coordinates] == [((0, (0,)), 1), ((0, (0,)), 1j), ((0, (1,)), 1), ((0, (1,)), 1j)]
+    assert [e for _, e in directions([z3], [True], _gen(), exact=False)] == [None] * RANDOM_PROBES
+    assert [e for _, e in directions([torch.zeros(1, dtype=F64)], [True], _gen(), exact=False)] == [(0, (0,))]
+    joint = directions([torch.zeros(5, dtype=F64)] * 2, [True, True], _gen(), exact=True)
+    assert joint[0][0][0].abs().max() <= 2 and torch.equal(joint[0][0][0], joint[0][0][0].round())  # exact: integers
+    again = directions([torch.zeros(5, dtype=F64)] * 2, [True, True], _gen(), exact=True)
+    assert all(torch.equal(a, b) for (da, _), (db, _) in zip(joint, again) for a, b in zip(da, db))
+
+
+def test_past_the_large_input_limit_one_direction_is_drawn():
+    at_limit, past = torch.zeros(LARGE_INPUT_ELEMENTS, dtype=F64), torch.zeros(LARGE_INPUT_ELEMENTS + 1, dtype=F64)
+    assert len(directions([at_limit], [True], _gen(), exact=False, count=3)) == 3
+    assert len(directions([past], [True], _gen(), exact=False, count=3)) == 1
+
+
+def test_two_sum_error_is_exactly_what_the_addition_lost():
+    a, b = torch.tensor([1.0, 2.0**60], dtype=F64), torch.tensor([2.0**-60, -3.0], dtype=F64)
+    s = a + b
+    assert _two_sum_error(a, b, s).tolist() == [2.0**-60, -3.0]  # a + b = s + e exactly
+
+
+def test_nudged_references_step_off_a_kink_both_ways_and_barely_move_smooth_parts():
+    x = torch.tensor([0.0] * 8 + [1.0, -2.0, 3.0], dtype=F64)  # relu(x − shift): kinks at the eight zeros and at x = 1
+    shift = torch.tensor([0.0] * 8 + [1.0, 0.0, 0.0], dtype=F64)
+    y = torch.tensor([1.0, 0.5, -1.0, 2.0] * 2 + [1.0, 1.0, 1.0], dtype=F64)
+    G = torch.ones(11, dtype=F64)
+    found = nudged_references(lambda a, b: torch.relu(a - shift) + b * b, (x, y), G, _gen())
+    assert len(found) == 4
+    (up, _), (down, _), (r, _), (r_opposite, _) = found
+    assert up.tolist() == [1.0] * 9 + [0.0, 1.0] and down.tolist() == [0.0] * 9 + [0.0, 1.0]
+    assert (r + r_opposite).tolist() == [1.0] * 9 + [0.0, 2.0]  # a random side, then the other side
+    assert 0 < float(r[:9].sum()) < 9  # a sign pattern, not all up or all down
+    for _, dy in found:  # the smooth part: 2y, a few ulps off at most
+        assert bool(((dy - 2 * y).abs() <= 12 * torch.finfo(F64).eps * (2 * y).abs()).all())
+    again = nudged_references(lambda a, b: torch.relu(a - shift) + b * b, (x, y), G, _gen())
+    assert all(torch.equal(a, b) for fa, fb in zip(found, again) for a, b in zip(fa, fb))  # seeded by the generator

@@ -56,8 +56,9 @@ def test_unbroadcast_matches_autograd_of_expand(data):
     from gradcheck.strategies import shapes_broadcasting_to
 
     shape = data.draw(shapes_broadcasting_to(target))
-    b = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    G = torch.randn(target, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**16), label="seed"))
+    b = torch.randn(shape, generator=generator, dtype=torch.float64, requires_grad=True)
+    G = torch.randn(target, generator=generator, dtype=torch.float64)
     (expected,) = torch.autograd.grad(b.expand(target), b, G)
     got = unbroadcast(G, shape)
     assert got.shape == expected.shape
