@@ -258,6 +258,7 @@ def test_phi_rounds_its_final_dot_product_unless_exact_integers():
     assert phi(identity, (x,), ones, exact=True).error == 0
     assert phi(identity, (x * 0.5,), ones, exact=True).error == pytest.approx(gamma(3, F64) * 3, rel=1e-12, abs=0)
     assert phi(identity, (x * 2.0**51,), ones, exact=True).error > 0  # Σ|terms| = 6·2⁵¹ ≥ 2⁵³: may have rounded
+    assert phi(identity, (torch.tensor([2.0**52, 2.0**51, 2.0**51], dtype=F64),), ones, exact=True).error > 0  # = 2⁵³ too
     assert phi(identity, (x * 100,), ones, exact=True).error == 0
     assert phi(identity, (x[:1] * 3,), ones[:1], exact=False).error == pytest.approx(gamma(1, F64) * 3, rel=1e-12, abs=0)
     assert phi(lambda a: a * 1e308, (x,), ones, exact=False).error == math.inf
@@ -322,3 +323,80 @@ def test_nudged_references_step_off_a_kink_both_ways_and_barely_move_smooth_part
         assert bool(((dy - 2 * y).abs() <= 12 * torch.finfo(F64).eps * (2 * y).abs()).all())
     again = nudged_references(lambda a, b: torch.relu(a - shift) + b * b, (x, y), G, _gen())
     assert all(torch.equal(a, b) for fa, fb in zip(found, again) for a, b in zip(fa, fb))  # seeded by the generator
+
+
+# ---- probes: steps, Richardson, refinement -------------------------------------------------------
+
+H0 = 2.0**-18  # the step at |x| ≤ 1: the power of two below eps^(1/3)
+EPS = torch.finfo(F64).eps
+ONE = torch.ones(1, dtype=F64)
+
+
+def _coordinate_probe(f, x, G=ONE, exact=False):
+    (p,) = finite_difference_probes(f, (torch.tensor([x], dtype=F64),), G, exact=exact, generator=_gen())
+    return p
+
+
+def test_a_central_difference_adds_both_evaluations_errors_and_the_subtractions_rounding():
+    # identity, x = 2²⁰ (h = 4), G = 3: φ(x ± h) = 3·(2²⁰ ± 4), each rounded once by the final dot product;
+    # their difference 24 is an integer, yet outside exact mode its subtraction is still allowed for
+    p = _coordinate_probe(lambda t: t, 2.0**20, G=torch.tensor([3.0], dtype=F64))
+    assert (p.weight, p.difference, float(p.delta[0])) == (1.0, 24.0, 8.0)
+    expected = gamma(1, F64) * 3 * (2**20 + 4) + gamma(1, F64) * 3 * (2**20 - 4) + 24 * EPS
+    assert p.error == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_richardsons_error_is_eight_times_the_inner_pair_plus_the_outer_pair_plus_rounding():
+    cube = lambda t: t * t * t  # noqa: E731
+    x = 0.75
+    p = _coordinate_probe(cube, x)
+    assert p.weight == 6 and p.truncation == 0 and float(p.delta[0]) == 12 * H0
+    e = {s: phi(cube, (torch.tensor([x + s * H0], dtype=F64),), ONE, exact=False).error for s in (1, -1, 2, -2)}
+    expected = 8 * (e[1] + e[-1]) + e[2] + e[-2] + 3 * abs(p.difference) * EPS
+    assert p.error == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(("power", "truncated"), [(3, False), (4, False), (5, True)])
+def test_richardson_is_exact_up_to_degree_four_and_estimates_its_gap_beyond(power, truncated):
+    p = _coordinate_probe(lambda t: t**power, 0.75)
+    assert p.degree == power and (p.truncation > 0) is truncated
+
+
+def test_a_richardson_probe_whose_outer_points_cross_a_kink_is_flagged():
+    # relu(t − 1.5h)³ at 0: x ± h lie on one side, x + 2h on the other
+    p = _coordinate_probe(lambda t: torch.relu(t - 1.5 * H0) ** 3, 0.0)
+    assert p.weight == 6 and p.crossed_kink is True
+
+
+def test_exact_probes_keep_step_one_even_for_a_non_polynomial_and_stay_exact_in_richardson():
+    assert float(_coordinate_probe(torch.exp, 0.5, exact=True).delta[0]) == 12.0  # never refined
+    cube = _coordinate_probe(lambda t: t * t * t, 2.0, exact=True)
+    assert (cube.weight, cube.error, cube.difference) == (6.0, 0.0, 6 * 2 * 3 * 2.0**2)  # 8·D(1) − D(2) = 6·2·f'(2)
+
+
+@pytest.mark.parametrize(("k", "refinements"), [(2.0**15, 1), (2.0**17, 2)])
+def test_a_step_too_coarse_for_f_is_divided_by_four_until_the_gap_is_small(k, refinements):
+    p = _coordinate_probe(lambda t: torch.exp(k * t), 0.0)
+    assert float(p.delta[0]) == 12 * H0 / 4**refinements and p.element == (0, (0,))
+    assert p.truncation <= 1e-3 * abs(p.difference) and abs(_lhs(p, (torch.tensor([k]),)) - p.difference) <= p.error
+
+
+def test_a_finer_step_that_crosses_a_kink_keeps_the_coarser_probe():
+    # t² > c² with c = 3h/8: x ± h and x ± 2h agree, the refined x ± h/4 and x ± h/2 do not
+    c = 3 * H0 / 8
+    p = _coordinate_probe(lambda t: torch.where(t * t > c * c, torch.exp(2.0**16 * t), torch.exp(2.0**16 * t)), 0.0)
+    assert float(p.delta[0]) == 12 * H0 and p.crossed_kink is False
+
+
+def test_probes_move_only_the_movable_inputs_as_many_times_as_asked():
+    x, y = torch.randn(6, dtype=F64, generator=_gen()), torch.randn(6, dtype=F64, generator=_gen(1))
+    G = torch.ones(6, dtype=F64)
+    f = lambda a, b: a * b * b  # noqa: E731  (degree 3: Richardson, which scales every moved input's step)
+    probes = finite_difference_probes(f, (x, y), G, exact=False, generator=_gen(), movable=[True, False], count=3)
+    assert len(probes) == 3 and all(p.delta[1] is None and p.delta[0] is not None for p in probes)
+    only = finite_difference_probes(f, (x, y), G, exact=False, generator=_gen(), only=0)
+    assert all(p.delta[1] is None and p.weight == 6 for p in only)
+    again = finite_difference_probes(f, (x, y), G, exact=False, generator=_gen(), movable=[True, False], count=3)
+    assert all(torch.equal(p.delta[0], q.delta[0]) for p, q in zip(probes, again))  # drawn from the generator
+    exact = finite_difference_probes(f, (x.round(), y.round()), G, exact=True, generator=_gen())
+    assert all(torch.equal(d, d.round()) and float(d.abs().max()) <= 6 * 2 * 2 for p in exact for d in p.delta)
