@@ -17,6 +17,7 @@ from hypothesis.errors import NoSuchExample
 
 from _gradcheck_pytestplugin import register_profiles
 from gradcheck import strategies as S
+from gradcheck.devices import available_devices
 from gradcheck.rules import RULES, rule_named
 from gradcheck.tolerance import FLOATING_DTYPES
 
@@ -289,3 +290,213 @@ def test_cotangents_match_their_output(data):
 def test_exact_operands_refuse_a_narrow_dtype():
     with pytest.raises(ValueError, match="float64"):
         S.mm_operands(dtype=torch.float32, exact=True)
+
+
+# ---- strategies built while a test runs -----------------------------------------------------------
+# (A strategy built at import or collection — a module-level table, a @given argument — was built before
+# any test ran; these build theirs in the test body, so that a change to the code that builds a
+# strategy shows in a test: mutation testing switches such a change on per test.)
+
+def _samples(strategy, n: int = 150) -> list:
+    """``n`` seeded examples of ``strategy`` (no shrinking)."""
+    found: list = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(example):
+        found.append(example)
+
+    collect()
+    return found
+
+
+def _shapes_of(example):
+    """The shapes in a shape-strategy example (a tuple of shapes, or one shape)."""
+    return list(example) if example and isinstance(example[0], tuple) else [example]
+
+
+@pytest.mark.parametrize(("name", "make", "principal", "ranks"), [
+    ("array_shapes", lambda **k: S.array_shapes(**k).map(lambda s: (s,)), 0, (0, 3)),
+    ("reduce_shapes", S.reduce_shapes, 0, (1, 3)),
+    ("same_shapes", lambda **k: S.same_shapes(2, **k), 0, (0, 3)),
+    ("squared_error_shapes", S.squared_error_shapes, 0, (0, 3)),
+    ("mul_shapes", S.mul_shapes, None, (0, 3)),  # A and B broadcast to the target: the larger rank is its
+    ("expand_shapes", S.expand_shapes, 1, (1, 3)),  # (b, target)
+    ("linear_shapes", S.linear_shapes, 0, (1, 3)),  # x
+    ("bmm_shapes", S.bmm_shapes, 0, (3, 3)),
+])
+def test_shape_strategies_reach_their_ranks_and_keep_every_size(name, make, principal, ranks):
+    def rank(example):
+        shapes = _shapes_of(example)
+        return max(len(s) for s in shapes) if principal is None else len(shapes[principal])
+
+    plain = make(max_side=5)
+    assert {rank(e) for e in _samples(plain, n=120)} == set(range(ranks[0], ranks[1] + 1)), name
+    assert reaches(plain, lambda e: any(0 in s for s in _shapes_of(e))), name  # min_side defaults to 0
+    # min_side 2, max_side 3 bound every side, batch sides included (broadcast dimensions may be 1)
+    bounded = _samples(make(min_side=2, max_side=3, max_batch_side=2), n=60)
+    assert all(d == 1 or 2 <= d <= 3 for e in bounded for s in _shapes_of(e) for d in s), name
+    assert any(d == 2 for e in bounded for s in _shapes_of(e) for d in s), name
+    # max_batch_side 1: batch dimensions (before the last two) of at most 1, the sides still up to max_side
+    small_batches = _samples(make(max_side=5, max_batch_side=1), n=60)
+    assert all(d <= 1 for e in small_batches for s in _shapes_of(e) for d in s[:-2]), name
+    assert any(d == 5 for e in small_batches for s in _shapes_of(e) for d in s[-2:]), name
+
+
+def test_reduce_shapes_put_last_sides_in_place_of_the_last_dimension():
+    examples = _samples(S.reduce_shapes(last_sides=st.just(7), max_side=3), n=80)
+    assert {len(s) for (s,) in examples} == {1, 2, 3} and all(s[-1] == 7 and all(d <= 4 for d in s[:-1]) for (s,) in examples)
+
+
+def test_matrix_vector_and_outer_sides_are_drawn_independently():
+    assert reaches(S.bmm_shapes(max_side=4), lambda ab: ab[0][1] != ab[0][2])  # (b, m, k): m and k
+    assert reaches(S.mv_shapes(max_side=4), lambda mv: mv[0][0] != mv[0][1])
+    assert reaches(S.outer_shapes(max_side=4), lambda ab: ab[0][0] != ab[1][0])
+    assert all(a[0] == b[0] and a[2] == b[1] for a, b in _samples(S.bmm_shapes(max_side=4), n=60))
+
+
+def test_linear_shapes_take_their_batch_dimensions_from_the_argument():
+    assert {len(x) for x, _, _ in _samples(S.linear_shapes(0, max_side=3), n=60)} == {1}
+    assert {len(x) for x, _, _ in _samples(S.linear_shapes(max_side=3), n=200)} == {1, 2, 3}
+
+
+def test_linreg_shapes_keep_their_sizes():
+    examples = _samples(S.linreg_shapes(min_side=2, max_side=3), n=80)
+    assert all(2 <= d <= 3 for e in examples for s in e for d in s)
+    assert reaches(S.linreg_shapes(), lambda e: e[0][0] == 4) and not reaches(S.linreg_shapes(max_side=2), lambda e: e[0][0] > 2)
+
+
+def test_powers_of_two_start_at_one_by_default():
+    assert set(_samples(S.powers_of_two(max_side=8), n=100)) == {1, 2, 4, 8}
+    assert set(_samples(S.powers_of_two(3, 16), n=100)) <= {4, 8, 16}
+
+
+def test_sizes_at_their_limits_are_accepted_and_past_them_refused():
+    S.array_shapes(min_side=3, max_side=3, max_batch_side=0)  # min_side = max_side, no batch: fine
+    S.array_shapes(min_side=3, max_side=5, max_batch_side=1)  # a batch limit below min_side: fine
+    with pytest.raises(ValueError, match="max_batch_side=-1"):
+        S.array_shapes(max_batch_side=-1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0", 0), ("7", 7), ("-1", None), ("many", None)])
+def test_the_size_variable_takes_non_negative_integers(monkeypatch, text, expected):
+    monkeypatch.setenv(S.MAX_SIDE_ENV, text)
+    if expected is None:
+        with pytest.raises(ValueError, match=f"{S.MAX_SIDE_ENV}='{text}': expected a non-negative integer"):
+            S.default_max_side()
+    else:
+        assert S.default_max_side() == expected
+
+
+def test_batch_sides_draw_one_before_zero():
+    for top in (1, 3):
+        assert minimal(S.batch_sides(0, top), lambda n: True) == 1
+        assert set(_samples(S.batch_sides(0, top), n=100)) == set(range(top + 1))
+    assert minimal(S.batch_sides(2, 3), lambda n: True) == 2
+
+
+@pytest.mark.parametrize(("shape", "layouts"), [
+    ((2, 3), ["contiguous", "transposed", "strided", "expanded"]),
+    ((1, 3), ["contiguous", "strided"]),
+    ((3, 1), ["contiguous", "strided", "expanded"]),
+    ((2, 0), ["contiguous", "expanded"]),
+    ((1,), ["contiguous", "strided"]),
+    ((2,), ["contiguous", "strided", "expanded"]),
+    ((0,), ["contiguous"]),
+    ((), ["contiguous"]),
+])
+def test_layouts_a_shape_allows(shape, layouts):
+    assert S._layouts_for(shape) == layouts
+
+
+def test_an_expanded_batch_keeps_its_inner_dimensions():
+    assert S._storage_shape((2, 3, 4), "expanded") == (1, 3, 4)
+    (t,) = _samples(S.tensors((2, 3, 4), layouts=("expanded",)), n=1)
+    assert t.shape == (2, 3, 4) and t.stride(0) == 0
+
+
+@pytest.mark.parametrize(("numel", "scales"), [(1, (1.0, 1e-1, 2.0, 1e-2)), (16, (1.0, 1e-1, 2.0, 1e-2)),
+                                               (18, (1.0, 1e-1, 1e-2)), (100, (1e-1, 1e-2)), (10**6, (1e-2,))])
+def test_large_float16_tensors_get_only_the_scales_whose_squares_stay_in_range(numel, scales):
+    assert S._scales_for(torch.float16, numel) == scales  # scale·√numel ≤ 8
+    assert S._scales_for(torch.float64, numel) == S.SCALES[torch.float64]
+
+
+def test_spread_out_repeats_every_drawn_value_with_both_signs():
+    drawn = np.array([1.0, 2.0, 3.0, 4.0])
+    assert S._spread_out(drawn, 4, 0) is drawn and S._spread_out(drawn, 3, 0) is drawn
+    rest = S._spread_out(drawn, 4 + 400, 0)[4:]
+    assert set(rest.tolist()) == {1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0}
+    assert np.array_equal(S._spread_out(drawn, 404, 0), S._spread_out(drawn, 404, 0))  # a function of the seed
+
+
+def test_flushing_keeps_the_smallest_normal_number():
+    tiny = torch.finfo(torch.float32).tiny
+    assert S._flush_subnormals(torch.tensor([tiny, tiny / 2, -tiny / 4])).tolist() == [tiny, 0.0, 0.0]
+
+
+def _within_scale_or_clustered(t) -> bool:
+    """Values within one of the dtype's scales of 0, or within a thousandth of a scale of ±scale (±i·scale)."""
+    v = t.detach().to(torch.complex128).flatten()
+    for s in S.SCALES[t.dtype]:
+        if bool((v.real.abs() <= s).all() and (v.imag.abs() <= s).all()):
+            return True
+        centers = (s, -s, 1j * s, -1j * s) if t.is_complex() else (s, -s)
+        if any(bool(((v - c).abs() <= 1e-3 * s * 1.5).all()) for c in centers):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+def test_tensors_are_centred_on_zero_or_clustered_at_plus_or_minus_their_scale(dtype):
+    strategy = S.tensors((8,), dtype=dtype, layouts=("contiguous",))
+    examples = _samples(strategy, n=150)
+    assert all(_within_scale_or_clustered(t) for t in examples)
+    for c in ((1, -1, 1j, -1j) if dtype.is_complex else (1, -1)):
+        assert any(bool(((t - c * s).abs() <= 1e-3 * s * 1.5).all()) and (t - c * s).abs().max() > 0
+                   for t in examples for s in S.SCALES[dtype] if s != 1.0), c
+
+
+def test_tensors_replay_the_same_values_for_the_same_choices():
+    strategy = S.tensors((6, 5), layouts=("contiguous",))  # 30 elements: 16 drawn, the rest spread out by a drawn seed
+    first, again = _samples(strategy, n=5), _samples(strategy, n=5)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_operand_strategies_built_from_shapes_are_named_after_them_and_pass_their_options():
+    made = S._operands_of(S.mm_shapes)
+    assert made.__name__ == made.__qualname__ == "mm_operands" and "``mm_shapes``" in made.__doc__
+    ops = _samples(made(dtype=torch.float32, device="cpu", max_side=2), n=40)
+    assert all(t.dtype == torch.float32 and t.device.type == "cpu" and max(t.shape, default=0) <= 2 for ab in ops for t in ab)
+    assert all(torch.equal(t, t.round()) for ab in _samples(made(exact=True, max_side=3), n=30) for t in ab)
+    defaults = made(max_side=3)
+    assert reaches(defaults, lambda ab: not torch.equal(ab[0], ab[0].round()))  # not exact by default
+    assert reaches(defaults, lambda ab: ab[0].dtype != torch.float64)  # the dtype drawn when not given
+
+
+def test_operands_default_to_inexact_drawn_dtypes_and_exact_ones_to_float64():
+    assert reaches(S.operands(S.mm_shapes, max_side=3), lambda ab: ab[0].dtype == torch.bfloat16 and not torch.equal(ab[0], ab[0].round()))
+    assert all(t.dtype == torch.float64 for ab in _samples(S.operands(S.mm_shapes, exact=True, max_side=3), n=40) for t in ab)
+    with pytest.raises(TypeError, match=r"^operands: sizes \(min_side, max_side\) go to a shape-strategy function, not to a strategy$"):
+        S.operands(S.mm_shapes(), min_side=1, max_side=8)
+
+
+def test_mean_operands_never_reduce_an_empty_dimension_and_keep_their_sizes():
+    plain = S.mean_operands(device="cpu", max_side=3)
+    examples = _samples(plain, n=100)
+    assert all(a.shape[-1] >= 1 and max(a.shape[-2:]) <= 3 for (a,) in examples)
+    assert any(0 in a.shape for (a,) in examples) and any(a.shape[-1] == 1 for (a,) in examples)
+    assert reaches(plain, lambda ops: not torch.equal(ops[0], ops[0].round()))  # not exact by default
+    assert all(a.shape[-1] >= 2 for (a,) in _samples(S.mean_operands(device="cpu", min_side=2, max_side=3), n=40))
+    exact = _samples(S.mean_operands(device="cpu", exact=True, max_side=8), n=100)
+    assert {a.shape[-1] for (a,) in exact} == {1, 2, 4, 8} and all(a.dtype == torch.float64 for (a,) in exact)
+    assert all(a.shape[-1] <= 2 for (a,) in _samples(S.mean_operands(device="cpu", exact=True, max_side=2), n=30))
+    assert all(d <= 1 for (a,) in _samples(S.mean_operands(device="cpu", max_side=3, max_batch_side=1), n=60) for d in a.shape[:-2])
+
+
+def test_devices_and_cotangents():
+    assert set(_samples(S.devices(), n=10)) == set(available_devices())
+    like = torch.zeros(3, 2, dtype=torch.float32)
+    assert reaches(S.cotangents(like), lambda g: not torch.equal(g, g.round()))  # not exact by default
+    assert all(g.shape == (3, 2) and g.dtype == torch.float32 and g.is_contiguous() for g in _samples(S.cotangents(like), n=20))
