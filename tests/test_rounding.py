@@ -11,6 +11,7 @@ import torch
 
 import gradcheck
 from gradcheck.rounding import RunningError, same_decisions, traced
+from gradcheck.tolerance import gamma
 
 F64 = torch.float64
 LOW = (torch.float32, torch.float16, torch.bfloat16)
@@ -182,3 +183,168 @@ def test_probabilistic_bound_is_tighter_and_named():
     assert float(probabilistic_mode.error(out)) < float(rigorous[1].error(rigorous[0])) / 5
     report = gradcheck.check_vjp(torch.mm, gradcheck.rules.mm_vjp, (a, b), probabilistic=5.0)
     assert report.ok and "probabilistic bound" in str(report)
+
+
+# ---- the matmul family's bound, term by term ---------------------------------------------------------
+
+def _matmul_bound(A, B, eA, eB, k, extra=0):
+    """The model's bound on a float64 product whose operands carry errors: the propagated terms
+    |A|·E_B + E_A·|B| + E_A·E_B, and γ_k of the terms' magnitude, bounded by Cauchy–Schwarz
+    (‖A_i,:‖·‖B_:,j‖); ``extra`` more roundings per term for complex products (γ_{k+2})."""
+    propagated = A.abs() @ eB + eA @ B.abs() + eA @ eB
+    norms = A.abs().pow(2).sum(-1).sqrt().unsqueeze(-1) * B.abs().pow(2).sum(-2).sqrt().unsqueeze(-2)
+    return propagated + gamma(k + extra, F64) * norms
+
+
+def _traced_error(op, A, B, eA, eB, exact=False):
+    mode = RunningError(exact=exact)
+    mode.watch(A, B)
+    for t, e in ((A, eA), (B, eB)):
+        if bool(e.any()):
+            mode.set_error(t, e)
+    with mode:
+        out = op(A, B)
+    return mode.error(out)
+
+
+def _close_above(got, bound):
+    """``got`` is the bound, up to a relative safety margin of 1e-9 above (and the rounding of computing
+    the bound here in another order below)."""
+    return bool((got >= bound * (1 - 1e-12)).all() and (got <= bound * (1 + 1e-9) + 1e-300).all())
+
+
+@pytest.mark.parametrize("errors", ["none", "A only", "B only", "both, few indices", "both, dense"])
+@pytest.mark.parametrize("op", ["mm", "bmm"])
+def test_a_products_bound_is_the_propagated_errors_plus_gamma_k_of_its_magnitude(errors, op):
+    A, B = _seeded((3, 16), (16, 2), seed=1)
+    eA, eB = torch.zeros_like(A), torch.zeros_like(B)
+    if errors in ("A only", "both, few indices", "both, dense"):
+        eA[:, 1] = 1e-3  # one reduction index: the thin product path for mm
+    if errors in ("B only", "both, few indices", "both, dense"):
+        eB[5, :] = 2e-3
+    if errors == "both, dense":
+        eA, eB = eA + 1e-6, eB + 3e-6
+    fn = torch.mm if op == "mm" else (lambda a, b: torch.bmm(a[None], b[None])[0])
+    got = _traced_error(fn, A, B, eA, eB)
+    assert _close_above(got, _matmul_bound(A, B, eA, eB, 16)), (got, _matmul_bound(A, B, eA, eB, 16))
+
+
+def test_matrix_vector_and_dot_products_use_their_own_norms():
+    A, B = _seeded((3, 8), (8, 2), seed=2)
+    eA, eB = torch.full_like(A, 1e-4), torch.full_like(B, 2e-4)
+    got = _traced_error(torch.mv, A, B[:, 0], eA, eB[:, 0])
+    assert _close_above(got, _matmul_bound(A, B[:, :1], eA, eB[:, :1], 8)[:, 0])
+    got = _traced_error(torch.dot, A[0], B[:, 0], eA[0], eB[:, 0])
+    assert _close_above(got, _matmul_bound(A[:1], B[:, :1], eA[:1], eB[:, :1], 8)[0, 0])
+
+
+def test_a_complex_product_rounds_two_more_times_per_term():
+    A, B = (torch.complex(*_seeded(s, s, seed=3 + i)) for i, s in enumerate(((3, 8), (8, 2))))
+    got = _traced_error(torch.mm, A, B, torch.zeros(3, 8, dtype=F64), torch.zeros(8, 2, dtype=F64))
+    assert _close_above(got, _matmul_bound(A, B, torch.zeros(3, 8, dtype=F64), torch.zeros(8, 2, dtype=F64), 8, extra=2))
+
+
+def test_an_exact_integer_product_has_no_rounding_until_it_leaves_the_exact_range():
+    A, B = torch.tensor([[1.0, -2.0], [3.0, 4.0]], dtype=F64), torch.tensor([[2.0, 0.5], [-1.0, 3.0]], dtype=F64)
+    zeros = torch.zeros(2, 2, dtype=F64)
+    assert torch.equal(_traced_error(torch.mm, A, B, zeros, zeros, exact=True), zeros)
+    big = A * 2.0**20  # ‖rows‖·‖cols‖ past 2²¹: float64 may round the sums
+    assert bool((_traced_error(torch.mm, big, B, zeros, zeros, exact=True) > 0).all())
+    assert bool((_traced_error(torch.mm, A, B, zeros, zeros, exact=False) > 0).all())  # and outside exact mode
+
+
+def test_a_float32_products_bound_covers_its_float32_result():
+    A, B = _seeded((4, 64), (64, 3), dtype=torch.float32, seed=5)
+    mode = RunningError()
+    mode.watch(A, B)
+    with mode:
+        C = A @ B
+    exact = torch.tensor([[float(sum(Fraction(float(a)) * Fraction(float(b)) for a, b in zip(A[i], B[:, j])))
+                           for j in range(3)] for i in range(4)], dtype=F64)
+    assert bool(((C.double() - exact).abs() <= mode.error(C)).all())
+    assert bool((mode.error(C) < 64 * torch.finfo(torch.float32).eps * (A.abs().double() @ B.abs().double())).all())
+
+
+# ---- single ops: the standard model, comparisons, piecewise-constant ops, exact mode ------------------
+
+U64 = 2.0**-53
+
+
+def _trace(f, *inputs, errors=(), exact=False):
+    mode = RunningError(exact=exact)
+    mode.watch(*inputs)
+    for t, e in errors:
+        mode.set_error(t, e)
+    with mode:
+        out = f(*inputs)
+    return out, mode
+
+
+def test_a_float64_product_errs_by_u_times_its_value():
+    x, y = torch.tensor([1.5, -3.0, 0.1], dtype=F64), torch.tensor([2.0, 0.7, 3.0], dtype=F64)
+    out, mode = _trace(torch.mul, x, y)
+    assert torch.allclose(mode.error(out), U64 * (x * y).abs(), rtol=1e-12, atol=torch.finfo(F64).tiny * 2)  # fl(a·b) = a·b(1 + δ), |δ| ≤ u
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
+def test_an_in_place_square_is_bounded_from_the_operands_as_they_were(dtype):
+    x = _seeded((6,), seed=7)[0].to(dtype)
+    y = x.clone()
+    out, mode = _trace(lambda t: t.mul_(t), y)
+    exact = x.to(torch.complex128 if dtype.is_complex else F64) ** 2
+    err = (out.to(exact.dtype) - exact).abs()
+    assert bool((err <= mode.error(out)).all()) and bool((mode.error(out) <= 8 * torch.finfo(dtype).eps * exact.abs() + 1e-30).all())
+
+
+def test_a_comparison_records_its_decision_and_where_the_operands_sat_within_their_errors():
+    a, b = torch.tensor([1.0, 2.0, 3.0], dtype=F64), torch.tensor([2.0, 2.0, 2.0], dtype=F64)
+    _, mode = _trace(torch.gt, a, b)
+    (d,) = mode.decisions
+    assert (d.op, d.outcome.tolist(), d.at_boundary) == ("gt", [False, False, True], 1)  # exactly equal: on the boundary
+    # |a − b| = (1, 0, 1) against E_a + E_b = (0.5 + 0.6, 0, 0.5 + 0): all three could be on either side
+    _, mode = _trace(torch.gt, a, b, errors=((a, torch.tensor([0.5, 0.0, 0.5], dtype=F64)), (b, torch.tensor([0.6, 0.0, 0.0], dtype=F64))))
+    assert mode.decisions[-1].at_boundary == 2 + 0  # (1 ≤ 1.1, 0 ≤ 0, 1 > 0.5)
+    _, mode = _trace(torch.gt, a, b, errors=((a, torch.tensor([0.5, 0.0, 1.5], dtype=F64)),))
+    assert mode.decisions[-1].at_boundary == 2  # (1 > 0.5, 0 ≤ 0, 1 ≤ 1.5)
+
+
+def test_a_piecewise_constant_op_is_exact_of_degree_zero_and_a_decision():
+    x = torch.tensor([1.5, -2.7, 0.2], dtype=F64)
+    out, mode = _trace(torch.floor, x * 2)
+    assert torch.equal(mode.error(out), torch.zeros(3, dtype=F64)) and mode.degree(out) == 0
+    assert [(d.op, d.outcome.tolist()) for d in mode.decisions] == [("floor", [3.0, -6.0, 0.0])]
+
+
+@pytest.mark.parametrize(("name", "f"), [
+    ("var", lambda t: torch.var(t, dim=1)), ("var, correction 0", lambda t: torch.var(t, dim=0, correction=0, keepdim=True)),
+    ("var_mean", lambda t: torch.var_mean(t, dim=1, keepdim=True)[0] + torch.var_mean(t, dim=1, keepdim=True)[1]),
+    ("std", lambda t: torch.std(t)), ("std over a dim", lambda t: torch.std(t, dim=-1, correction=2)),
+])
+def test_variance_and_standard_deviation_are_rewritten_faithfully_and_bounded(name, f):
+    x = _seeded((3, 5), dtype=torch.float32, seed=8)[0]
+    out, mode = _trace(f, x)
+    reference = f(x.double())
+    assert out.shape == reference.shape and torch.allclose(out.double(), reference, rtol=1e-5), name
+    assert bool(((out.double() - reference).abs() <= mode.error(out) + 1e-15 * reference.abs()).all()), name
+
+
+def test_exact_mode_holds_for_values_on_the_grid_below_two_to_the_21():
+    grid = torch.tensor([3.0, 2.0**-16, 2.0**19], dtype=F64)
+    out, mode = _trace(lambda t: t * 3, grid, exact=True)
+    assert torch.equal(mode.error(out), torch.zeros(3, dtype=F64))
+    for off_grid in (torch.tensor([2.0**-17], dtype=F64), torch.tensor([2.0**21], dtype=F64)):  # finer than 2⁻¹⁶; too large
+        out, mode = _trace(lambda t: t * 1.0, off_grid, exact=True)
+        assert bool((mode.error(out) > 0).all()), off_grid
+    out, mode = _trace(lambda t: t * (2.0**-16 + 2.0**-40), grid[:1], exact=True)  # a Python scalar off the grid
+    assert bool((mode.error(out) > 0).all())
+    e = torch.tensor([1e-3], dtype=F64)
+    v = grid[:1].clone()
+    out, mode = _trace(lambda t: t * 3, v, errors=((v, e),), exact=True)  # an input with an error is not exact
+    assert bool((mode.error(out) > 3 * e).all())
+
+
+def test_all_finite():
+    from gradcheck.rounding import all_finite
+
+    assert all_finite(torch.zeros(0)) and all_finite(torch.tensor([1e308, 1e308], dtype=F64))  # the sum overflows, no element does
+    assert not all_finite(torch.tensor([1.0, math.inf])) and not all_finite(torch.tensor([math.nan, 1.0]))
