@@ -120,9 +120,7 @@ def _trace(fn: Callable[..., Any], points: Sequence[Tensor], *, exact: bool, los
     mode = RunningError(exact=exact)
     mode.watch(*points)
     for p, e in zip(points, lost):
-        info = mode.info(p)
-        if info is not None:
-            info.error = e
+        mode.set_error(p, e)
     with torch.no_grad(), mode:
         out = floating_outputs(fn(*points))
     errors = tuple(torch.zeros(o.shape, dtype=F64, device=o.device) if (err := mode.error(o)) is None else err.to(F64)

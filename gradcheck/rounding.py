@@ -68,6 +68,28 @@ class Tracked:
     error: Tensor
     degree: float
     opaque: bool = False  # made outside torch (numpy, a list) and only moved or copied since: not traced
+    zero: ZeroError | None = None  # the error is known to be all zero (shared with views: see ZeroError)
+
+
+class ZeroError:
+    """Knowledge that an error tensor is all zero — an input's, a constant's — shared by a tensor and
+    its views. Rules then see the error as the scalar 0 and skip its arithmetic (and the pass over it
+    that asking "is any element nonzero?" costs). Writing into any of the tensors' errors in place
+    withdraws the knowledge for all of them; until a view is taken the zeros are not even allocated
+    (``lazy``: an expanded scalar)."""
+
+    __slots__ = ("holds",)
+
+    def __init__(self) -> None:
+        self.holds = True
+
+
+def _zero_tracked(t: Tensor, degree: float, dtype: torch.dtype = F64, opaque: bool = False) -> Tracked:
+    return Tracked(torch.zeros((), dtype=dtype, device=t.device).expand(t.shape), degree, opaque, ZeroError())
+
+
+def _known_zero(info: Tracked | None) -> bool:
+    return info is None or (info.zero is not None and info.zero.holds)
 
 
 @dataclass
@@ -97,7 +119,7 @@ class Call:
         if not isinstance(t, Tensor):
             return 0.0
         info = self.mode.info(t)
-        return 0.0 if info is None else info.error
+        return 0.0 if info is None or _known_zero(info) else info.error
 
     def deg(self, t: Any) -> float:
         if not isinstance(t, Tensor):
@@ -494,16 +516,26 @@ def _extremum(c: Call) -> tuple[Any, Any, float]:
     return y64, err, c.deg(x)
 
 
-def _norms_bound(A: Tensor, B: Tensor, func: Any) -> Tensor:
+def _norms_bound(A: Tensor, B: Tensor, func: Any, scale: float = 1.0) -> Tensor:
     """Cauchy–Schwarz: ``(|A|·|B|)_ij ≤ ‖A_i,:‖·‖B_:,j‖`` — the magnitude of a product's terms in O(n²)
-    instead of a second matrix product (for normal data about 1.6× the exact value). Moduli for complex."""
+    instead of a second matrix product (for normal data about 1.6× the exact value), times ``scale``
+    (applied to the norms: one pass over the result). Moduli for complex. Always a fresh tensor."""
+    norm = torch.linalg.vector_norm
     if func in (aten.dot.default, aten.vdot.default):
-        return A.norm() * B.norm()  # type: ignore[no-any-return]  # torch's Tensor.norm has no return annotation
-    A, B = (A.abs() if A.is_complex() else A), (B.abs() if B.is_complex() else B)
-    rows = A.pow(2).sum(-1).sqrt()
+        return norm(A) * (norm(B) * scale)
+    rows = _norms_along(A, -1) * scale
     if func is aten.mv.default:
-        return rows * B.norm()  # type: ignore[no-any-return]  # torch's Tensor.norm has no return annotation
-    return rows.unsqueeze(-1) * B.pow(2).sum(-2).sqrt().unsqueeze(-2)
+        return rows * norm(B)
+    return rows.unsqueeze(-1) * _norms_along(B, -2).unsqueeze(-2)
+
+
+def _norms_along(t: Tensor, dim: int) -> Tensor:
+    """Euclidean norms along ``dim``: ``vector_norm`` where that dimension is contiguous in memory,
+    squares summed otherwise (``vector_norm`` across rows is several times slower than that)."""
+    if t.stride(dim) == 1 or t.shape[dim] <= 1:
+        return torch.linalg.vector_norm(t, dim=dim)
+    magnitude = t.abs() if t.is_complex() else t
+    return (magnitude * magnitude).sum(dim).sqrt_()
 
 
 def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, float]:
@@ -530,14 +562,18 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
             if _nonzero(eB):
                 err = err + product(_as_tensor(eA, A64), _as_tensor(eB, B64))
     k = A.shape[-1] if A.ndim else 1
-    magnitude = _norms_bound(A64, B64, c.func) * (1 + 1e-10)
-    exact = c.integers(A64, B64) and (magnitude.numel() == 0 or float(magnitude.max()) < EXACT_LIMIT)
-    if not exact:
-        # Complex: each product errs by √2·γ₂ ≤ γ₃ of |a|·|b| (Lemma 3.5), and summing the parts by γ_{k−1}
-        # of Σ|parts| ≤ Σ|products| in modulus (the triangle inequality); together γ_{k+2} (Lemma 3.3).
-        length = max(k, 1) + (2 if A64.is_complex() or B64.is_complex() else 0)
-        err = err + c.mode.gamma(length) * magnitude + k * TINY64
-    return y64, err * torch.ones_like(y64, dtype=F64), c.deg(A) + c.deg(B)
+    # Complex: each product errs by √2·γ₂ ≤ γ₃ of |a|·|b| (Lemma 3.5), and summing the parts by γ_{k−1}
+    # of Σ|parts| ≤ Σ|products| in modulus (the triangle inequality); together γ_{k+2} (Lemma 3.3).
+    length = max(k, 1) + (2 if A64.is_complex() or B64.is_complex() else 0)
+    if c.mode.exact:
+        magnitude = _norms_bound(A64, B64, c.func, 1 + 1e-10)
+        exact = c.integers(A64, B64) and (magnitude.numel() == 0 or float(magnitude.max()) < EXACT_LIMIT)
+        local = None if exact else magnitude.mul_(c.mode.gamma(length)).add_(k * TINY64)
+    else:
+        local = _norms_bound(A64, B64, c.func, (1 + 1e-10) * c.mode.gamma(length)).add_(k * TINY64)
+    if local is not None:
+        err = local if isinstance(err, float) else err.add_(local)  # err: a fresh product of the errors
+    return y64, err if isinstance(err, float) or err.shape == y64.shape else err.expand(y64.shape), c.deg(A) + c.deg(B)
 
 
 @rule(aten.mm.default, aten.bmm.default, aten.dot.default, aten.mv.default, aten.vdot.default)
@@ -808,7 +844,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         """Mark inputs: exact values, polynomial degree 1 (the variables of the degree count)."""
         for t in tensors:
             if isinstance(t, Tensor):
-                self._tracked[t] = Tracked(torch.zeros(t.shape, dtype=F64, device=t.device), degree)
+                self._tracked[t] = _zero_tracked(t, degree)
 
     def set_error(self, t: Tensor, error: Tensor) -> None:
         """Declare an input known only to within ``error`` (elementwise)."""
@@ -844,7 +880,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             return func(*args, **kwargs)
         if func._overloadpacket in _FROM_OUTSIDE:
             out = func(*args, **kwargs)
-            self._tracked[out] = Tracked(torch.zeros(out.shape, dtype=F64, device=out.device), 0.0, opaque=True)
+            self._tracked[out] = _zero_tracked(out, 0.0, opaque=True)
             return out
         packet = func._overloadpacket
         tensors = [t for t in _leaves((args, kwargs)) if isinstance(t, Tensor)]
@@ -880,8 +916,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                 return a
             s = _wide(a)
             info = self._tracked.get(a)
-            self._tracked[s] = Tracked(info.error if info is not None else torch.zeros(a.shape, dtype=F64, device=a.device),
-                                       info.degree if info is not None else 0.0)
+            self._tracked[s] = Tracked(info.error, info.degree, zero=info.zero) if info is not None else _zero_tracked(a, 0.0)
             return s
 
         shadow_args, shadow_kwargs = tree_map(shadow, args), tree_map(shadow, kwargs)
@@ -933,7 +968,9 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
 
     def _record(self, func: Any, packet: Any, before: dict[int, Tensor], args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         if packet in _CREATION:
-            self._set_all(out, lambda t: torch.zeros(t.shape, dtype=F64, device=t.device), 0.0)
+            for t in _leaves(out):
+                if isinstance(t, Tensor):
+                    self._tracked[t] = _zero_tracked(t, 0.0)
             return
         if packet in _STRUCTURAL:
             self._structural(func, args, kwargs, out)
@@ -945,15 +982,22 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         else:
             y64, err64, degree = rule_fn(call)
         outs, ys, errs = (list(out), list(y64), list(err64)) if isinstance(out, (tuple, list)) else ([out], [y64], [err64])
+        inputs_errors = {info.error.untyped_storage().data_ptr() for t in call.tensors() if (info := self._tracked.get(t)) is not None}
         for o, y, e in zip(outs, ys, errs):
             if not isinstance(o, Tensor):
                 continue
-            e = _as_tensor(e, o) if not isinstance(e, Tensor) else e
-            if o.dtype == torch.bool:
+            total: Tensor | None = None
+            exact_op = not isinstance(e, Tensor) and e == 0 and (o.dtype in (F64, C128) or not isinstance(y, Tensor) or not _float_like(o))
+            if exact_op and (not _float_like(o) or all_finite(o)):  # nothing to add: a lazy zero, known as such
+                self._assign(o, _zero_tracked(o, degree, torch.bool if o.dtype == torch.bool else F64).error, degree,
+                             packet.__name__.endswith("_"), ZeroError())
+            elif o.dtype == torch.bool:
+                e = _as_tensor(e, o) if not isinstance(e, Tensor) else e
                 total = e.to(torch.bool)
             elif not (o.is_floating_point() or o.is_complex()):
                 total = torch.zeros(o.shape, dtype=F64, device=o.device)
             else:
+                e = _as_tensor(e, o) if not isinstance(e, Tensor) else e
                 e64 = e.to(device=o.device, dtype=F64)
                 total = (e64 if all_finite(e64) else torch.nan_to_num(e64, nan=math.inf, posinf=math.inf)).expand(o.shape)
                 if o.dtype not in (F64, C128) and isinstance(y, Tensor):  # the op's own rounding, measured
@@ -971,22 +1015,28 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                     # non-finite in float64 too: nothing measured, but an unbounded input stays unbounded
                     propagated = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
                     total = torch.where(bad & ~overflow, propagated, total)
-            # A fresh tensor: a rule may hand back an input's own error (a copy), which must not alias.
-            self._assign(o, total.clone(memory_format=torch.contiguous_format), degree, packet.__name__.endswith("_"))
+            if total is not None:
+                # A fresh tensor of its own: a rule may hand back an input's own error (a copy), which must
+                # not alias, or an expanded one, which could not be written in place through a view.
+                aliased = not total.is_contiguous() or total.untyped_storage().data_ptr() in inputs_errors
+                self._assign(o, total.clone(memory_format=torch.contiguous_format) if aliased else total, degree,
+                             packet.__name__.endswith("_"))
             source = self._tracked.get(args[0]) if args and isinstance(args[0], Tensor) else None
             if packet in (aten._to_copy, aten.clone) and source is not None and source.opaque:
                 self._tracked.get(o).opaque = True  # type: ignore[union-attr]  # _assign has just tracked o; a copy of something made outside torch
 
-    def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool) -> None:
+    def _assign(self, t: Tensor, error: Tensor, degree: float, inplace: bool, zero: ZeroError | None = None) -> None:
         current = self._tracked.get(t)
         if inplace and current is not None and current.error.shape == error.shape and current.error.dtype == error.dtype:
+            if current.zero is not None:
+                current.zero.holds = False  # for t and every view that shares its error
             try:
                 current.error.copy_(error)  # in place, so that if t is a view its base's error changes too
                 current.degree = max(current.degree, degree)
                 return
-            except RuntimeError:  # an expanded (overlapping) error tensor cannot be written in place
-                pass
-        self._tracked[t] = Tracked(error, degree)
+            except RuntimeError:  # an expanded (overlapping) error tensor cannot be written in place; a lazy
+                pass  # zero (never viewed: see _materialized) is replaced for t alone, which is all there is
+        self._tracked[t] = Tracked(error, degree, zero=zero)
 
     def _structural(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         bool_data = any(isinstance(o, Tensor) and o.dtype == torch.bool for o in _leaves(out))
@@ -996,8 +1046,11 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             if isinstance(a, Tensor) and (_float_like(a) or (bool_data and a.dtype == torch.bool)):
                 info = self._tracked.get(a)
                 if info is None:  # materialize, so that views of it share one error tensor
-                    info = Tracked(torch.zeros(a.shape, dtype=torch.bool if a.dtype == torch.bool else F64, device=a.device), 0.0)
+                    info = Tracked(torch.zeros(a.shape, dtype=torch.bool if a.dtype == torch.bool else F64, device=a.device), 0.0,
+                                   zero=ZeroError())
                     self._tracked[a] = info
+                elif _known_zero(info) and info.error.untyped_storage().nbytes() < info.error.numel() * info.error.element_size():
+                    info.error = torch.zeros(a.shape, dtype=info.error.dtype, device=a.device)  # a lazy zero, now viewed
                 return info.error
             fill_value = func._overloadpacket in _FILLS and a is args[-1]
             if isinstance(a, (float, complex)) or (isinstance(a, int) and not isinstance(a, bool) and fill_value):
@@ -1020,13 +1073,15 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         degree = max(degrees, default=0.0)
         sources = [self._tracked.get(a) for a in _leaves(args) if isinstance(a, Tensor) and _float_like(a)]
         opaque = bool(sources) and all(info is not None and info.opaque for info in sources)
+        # zeros moved about stay zeros: a view shares its source's knowledge (and loses it with it)
+        zero = sources[0].zero if sources and all(_known_zero(info) for info in sources) and sources[0] is not None else None
         outs = out if isinstance(out, (tuple, list)) else [out]
         errs = errors if isinstance(errors, (tuple, list)) else [errors]
         for o, e in zip(outs, errs):
             if isinstance(o, Tensor) and isinstance(e, Tensor):
                 if not (_float_like(o) or o.dtype == torch.bool):
                     e = torch.zeros(o.shape, dtype=F64, device=o.device)
-                self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"))
+                self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"), zero)
                 if opaque:
                     self._tracked.get(o).opaque = True  # type: ignore[union-attr]  # _assign has just tracked o
 

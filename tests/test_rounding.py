@@ -348,3 +348,83 @@ def test_all_finite():
 
     assert all_finite(torch.zeros(0)) and all_finite(torch.tensor([1e308, 1e308], dtype=F64))  # the sum overflows, no element does
     assert not all_finite(torch.tensor([1.0, math.inf])) and not all_finite(torch.tensor([math.nan, 1.0]))
+
+
+# ---- rules built while a test runs: the monotone-function factory and the real-line guard ------------
+# ``_monotone`` and ``_real_only`` make the rules that rounding.py registers at import; here they are
+# called again in the test (and registered over a copy of the rule table), so that what they build is
+# tested on its own, not only through the copies made at import.
+
+from gradcheck import rounding as _rounding  # noqa: E402
+
+
+@pytest.fixture
+def own_rules(monkeypatch):
+    """A private copy of the rule table: what a test registers is gone after it."""
+    monkeypatch.setattr(_rounding, "_RULES", dict(_rounding._RULES))
+
+    def register(op, fn, ulps, pole_at_zero=False):
+        built = _rounding._monotone(fn, ulps, pole_at_zero)
+        assert _rounding.rule(op)(built) is built and _rounding._RULES[op] is built
+        return built
+
+    return register
+
+
+def test_a_registered_monotone_rule_bounds_exact_inputs_by_the_ulps_it_was_given(own_rules):
+    x = _seeded((16,), seed=11)[0]
+    bounds = {}
+    for ulps in (0.5, 4.0):
+        own_rules(aten_exp, torch.exp, ulps)
+        out, mode = _trace(torch.exp, x)
+        assert not mode.fallbacks, mode.fallbacks
+        bounds[ulps] = mode.error(out)
+        y = out.abs()
+        assert bool((bounds[ulps] >= U64 * y).all())  # a float64 exp is at best correctly rounded
+        assert bool((bounds[ulps] <= 1e-14 * y).all())  # and a few ulps is all a libm exp loses
+    assert torch.allclose(bounds[4.0], 8 * bounds[0.5], rtol=1e-9)  # eight times the ulps, eight times the bound
+
+
+@pytest.mark.parametrize(("name", "fn", "pole"), [("exp", torch.exp, False), ("reciprocal", torch.reciprocal, True)])
+def test_a_monotone_rule_bounds_the_function_over_the_interval_its_input_may_lie_in(own_rules, name, fn, pole):
+    """Increasing (exp) and decreasing (1/x on x > 0): the change is largest at one end of [x − E, x + E],
+    a different end for each; the bound covers both ends and is no wider than the larger change."""
+    own_rules(getattr(torch.ops.aten, name).default, fn, 4.0, pole)
+    x = _seeded((12,), seed=12)[0].abs() + 0.5
+    e = 1e-3 * x
+    out, mode = _trace(fn, x, errors=((x, e),))
+    assert not mode.fallbacks, mode.fallbacks
+    bound = mode.error(out)
+    change = torch.maximum((fn(x + e) - out).abs(), (fn(x - e) - out).abs())
+    assert bool((bound >= change).all())
+    assert bool((bound <= change * (1 + 1e-9)).all())  # rigorous, not a blanket
+    assert mode.degree(out) == math.inf  # a watched input: no polynomial
+    out, mode = _trace(lambda t: fn(torch.full_like(t, 1.5)), x)  # a constant: degree 0
+    assert mode.degree(out) == 0
+
+
+def test_a_monotone_rule_gives_no_finite_bound_where_the_interval_leaves_the_domain(own_rules):
+    own_rules(torch.ops.aten.exp.default, torch.exp, 4.0)
+    own_rules(torch.ops.aten.sqrt.default, torch.sqrt, 0.5)
+    own_rules(torch.ops.aten.reciprocal.default, torch.reciprocal, 0.5, True)
+    x = torch.tensor([700.0, 1.0], dtype=F64)  # exp(700 + 20) overflows float64: unbounded, not 1.8e308
+    out, mode = _trace(torch.exp, x, errors=((x, torch.tensor([20.0, 0.0], dtype=F64)),))
+    assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+    x = torch.tensor([1e-4, 4.0], dtype=F64)  # sqrt of [−9e-4, 1.1e-3] is not even real at one end
+    out, mode = _trace(torch.sqrt, x, errors=((x, torch.tensor([1e-3, 1e-3], dtype=F64)),))
+    assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+    x = torch.tensor([1.0, 4.0], dtype=F64)  # 1/x over [−1, 3] crosses its pole, though both ends are finite
+    out, mode = _trace(torch.reciprocal, x, errors=((x, torch.tensor([2.0, 1.0], dtype=F64)),))
+    assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+
+
+def test_a_real_only_rule_sends_complex_operands_to_the_named_fallback(own_rules):
+    own_rules(aten_exp, torch.exp, 4.0)
+    z = torch.complex(*_seeded((6,), (6,), seed=13)).to(torch.complex64)
+    out, mode = _trace(torch.exp, z)
+    assert list(mode.fallbacks) == ["aten.exp.default"] and "failed" not in mode.fallbacks["aten.exp.default"], mode.fallbacks
+    error = (out.to(torch.complex128) - torch.exp(z.to(torch.complex128))).abs()
+    assert bool(torch.isfinite(mode.error(out)).all()) and bool((error <= mode.error(out)).all())
+
+
+aten_exp = torch.ops.aten.exp.default
