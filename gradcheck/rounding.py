@@ -516,11 +516,14 @@ def _extremum(c: Call) -> tuple[Any, Any, float]:
     return y64, err, c.deg(x)
 
 
+_vector_norm: Callable[..., Tensor] = torch.linalg.vector_norm  # typed: torch's stub returns Any
+
+
 def _norms_bound(A: Tensor, B: Tensor, func: Any, scale: float = 1.0) -> Tensor:
     """Cauchy–Schwarz: ``(|A|·|B|)_ij ≤ ‖A_i,:‖·‖B_:,j‖`` — the magnitude of a product's terms in O(n²)
     instead of a second matrix product (for normal data about 1.6× the exact value), times ``scale``
     (applied to the norms: one pass over the result). Moduli for complex. Always a fresh tensor."""
-    norm = torch.linalg.vector_norm
+    norm = _vector_norm
     if func in (aten.dot.default, aten.vdot.default):
         return norm(A) * (norm(B) * scale)
     rows = _norms_along(A, -1) * scale
@@ -533,7 +536,7 @@ def _norms_along(t: Tensor, dim: int) -> Tensor:
     """Euclidean norms along ``dim``: ``vector_norm`` where that dimension is contiguous in memory,
     squares summed otherwise (``vector_norm`` across rows is several times slower than that)."""
     if t.stride(dim) == 1 or t.shape[dim] <= 1:
-        return torch.linalg.vector_norm(t, dim=dim)
+        return _vector_norm(t, dim=dim)
     magnitude = t.abs() if t.is_complex() else t
     return (magnitude * magnitude).sum(dim).sqrt_()
 
