@@ -31,7 +31,8 @@ REFERENCE_DTYPE = torch.float64
 FULL_JACOBIAN_MAX_ELEMENTS = 4  # up to this many input elements in all, one probe per element (localizes)
 RANDOM_PROBES = 2  # above it, this many joint random directions across every input …
 LARGE_INPUT_ELEMENTS = 1 << 16  # … and one alone past this many elements, where a probe costs two full forwards
-DIRECTION_QUANTUM = 16  # directions are multiples of 1/16 in [-4, 4], so x ± h·v and x ± 2h·v are exact
+DIRECTION_QUANTUM = 32  # directions are multiples of 1/32 in [-4, 4), so h·v and 2h·v are exact
+FAST_TWO_SUM_FLOOR = 2.0**-14  # nonzero |x| at least this: |x| > |step| and x + step loses what FastTwoSum says
 STEP_REFINEMENTS = 3  # a probe whose extrapolation gap is not small beside its difference retries at h/4, h/16, h/64 …
 REFINE_ABOVE = 1e-3  # … while that gap exceeds this fraction of the difference and the probe's rounding
 
@@ -40,9 +41,10 @@ class OracleUnavailable(Exception):
     """The oracle cannot answer for this function (e.g. its forward is not differentiable by autograd)."""
 
 
-def upcast(tensors: Sequence[Tensor]) -> tuple[Tensor, ...]:
-    """Contiguous float64 (complex128) copies, detached from any graph. Upcasting is exact for every dtype."""
-    return tuple(t.detach().to(reference_dtype(t.dtype), copy=True).contiguous() for t in tensors)
+def upcast(tensors: Sequence[Tensor], copy: bool = True) -> tuple[Tensor, ...]:
+    """Contiguous float64 (complex128) copies, detached from any graph. Upcasting is exact for every dtype.
+    ``copy=False``: a tensor already so is returned as it is (for tensors the caller owns)."""
+    return tuple(t.detach().to(reference_dtype(t.dtype), copy=copy).contiguous() for t in tensors)
 
 
 def _parts(t: Tensor) -> Tensor:
@@ -145,23 +147,33 @@ class Phi:
 
 
 def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *, exact: bool,
-        lost: Sequence[Tensor] | None = None) -> Phi:
+        lost: Sequence[Tensor | None] | None = None, cotangent_magnitude: Tensor | None = None) -> Phi:
     """Evaluate φ under the error model: ``Σ |G|·E_f`` plus the rounding of the final dot product;
-    ``lost``: how far each input element is from the exact point meant (an input error)."""
+    ``lost``: how far each input element is from the exact point meant (an input error).
+    ``cotangent_magnitude``: ``|G|``, when the caller has it."""
     mode = RunningError(exact=exact)
     mode.watch(*point)
     for t, e in zip(point, lost or ()):
-        if bool(e.any()):
+        if e is not None and e.numel() and not bool(e.amax() == 0):  # e ≥ 0: its maximum says whether any is not
             mode.set_error(t, e)
     with torch.no_grad(), mode:
         out = f(*point)
     out64 = out.detach().to(reference_dtype(out.dtype))
-    terms = inner_terms(cotangent, out64)
-    value = float(terms.sum())
     err = mode.error(out)
-    propagated = float((cotangent.abs() * err).sum()) if err is not None else 0.0
-    integer = exact and bool(torch.equal(terms, terms.round())) and float(terms.abs().sum()) < 2.0**53
-    rounding = 0.0 if integer else gamma(max(terms.numel(), 1), REFERENCE_DTYPE) * float(terms.abs().sum())
+    if exact or out64.is_complex() or cotangent.is_complex():
+        terms = inner_terms(cotangent, out64)
+        value = float(terms.sum())
+        magnitude = float(terms.abs().sum())
+        propagated = float((cotangent.abs() * err).sum()) if err is not None else 0.0
+        integer = exact and bool(torch.equal(terms, terms.round())) and magnitude < 2.0**53
+    else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory
+        g, o = cotangent.reshape(-1), out64.reshape(-1)
+        g_abs = cotangent_magnitude.reshape(-1) if cotangent_magnitude is not None else g.abs()
+        value = float(torch.dot(g, o))
+        magnitude = float(torch.dot(g_abs, o.abs()))
+        propagated = float(torch.dot(g_abs, err.reshape(-1))) if err is not None else 0.0
+        integer = False
+    rounding = 0.0 if integer else gamma(max(out64.numel() * (2 if out64.is_complex() or cotangent.is_complex() else 1), 1), REFERENCE_DTYPE) * magnitude
     if not math.isfinite(value):
         propagated = math.inf
     return Phi(value, propagated + rounding, mode.degree(out), mode.decisions)
@@ -190,26 +202,31 @@ class Probe:
     truncation: float = 0.0  # the part of ``error`` that estimates the step's truncation (Richardson's gap)
 
 
+_EXPONENT_BITS = 0x7FF0000000000000  # of a float64: with the mantissa cleared, a positive x is 2^floor(log2 x)
+
+
 def _steps(x: Tensor, exact: bool) -> Tensor:
     """Exact mode: 1. Otherwise a power of two near ``u^(1/3)·max(1, |x|)``, so ``x ± h`` loses
-    little, and the rounding error of φ, divided by h, balances truncation."""
+    little, and the rounding error of φ, divided by h, balances truncation. (The power of two below the
+    target: its exponent bits, in one pass.)"""
     if exact:
         return torch.ones_like(x)
-    target = torch.finfo(REFERENCE_DTYPE).eps ** (1 / 3) * x.abs().clamp(min=1.0)
-    return torch.exp2(torch.floor(torch.log2(target)))
+    target = x.abs().clamp_(min=1.0).mul_(torch.finfo(REFERENCE_DTYPE).eps ** (1 / 3))
+    return target.view(torch.int64).bitwise_and_(_EXPONENT_BITS).view(REFERENCE_DTYPE)
 
 
 def random_direction(x: Tensor, generator: torch.Generator, exact: bool) -> Tensor:
-    """Exact mode: integers in [−2, 2]. Otherwise uniform multiples of 1/16 in [−4, 4] (129 values,
-    drawn as integers: a third of the cost of rounded normal values at large sizes): entries differ,
-    so errors that cancel in a sum (a permuted gradient) do not cancel here, and the steps stay
+    """Exact mode: integers in [−2, 2]. Otherwise uniform multiples of 1/32 in [−4, 4) (256 values:
+    random bytes, eight to one draw of the generator — drawing is what costs at large sizes): entries
+    differ, so errors that cancel in a sum (a permuted gradient) do not cancel here, and the steps stay
     exactly representable. Complex: both parts drawn so."""
     shape = (*x.shape, 2) if x.is_complex() else tuple(x.shape)
     if exact:
         v = torch.randint(-2, 3, shape, generator=generator).to(REFERENCE_DTYPE)
     else:
-        top = 4 * DIRECTION_QUANTUM
-        v = torch.randint(-top, top + 1, shape, generator=generator).to(REFERENCE_DTYPE).div_(DIRECTION_QUANTUM)
+        count = math.prod(shape)
+        words = torch.randint(-(2**63), 2**63 - 1, (-(-count // 8),), generator=generator)
+        v = words.view(torch.int8)[:count].reshape(shape).to(REFERENCE_DTYPE).mul_(1 / DIRECTION_QUANTUM)
     return (torch.view_as_complex(v) if x.is_complex() else v).to(x)
 
 
@@ -243,27 +260,50 @@ def _two_sum_error(a: Tensor, b: Tensor, s: Tensor) -> Tensor:
     return (a - (s - b_virtual)) + (b - b_virtual)
 
 
+def _below_fast_two_sum(x: Tensor) -> Tensor | None:
+    """The flat indices of the elements of ``x`` whose steps may outsize them (``0 < |x| < 2⁻¹⁴``), where
+    FastTwoSum does not hold; None where it cannot be used at all (complex or non-contiguous ``x``)."""
+    if x.is_complex() or not x.is_contiguous():
+        return None
+    magnitude = x.reshape(-1).abs()
+    return ((magnitude < FAST_TWO_SUM_FLOOR) & (magnitude > 0)).nonzero().reshape(-1)
+
+
 def _shifted(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
-             factor: float) -> tuple[list[Tensor], list[Tensor]]:
+             factor: float, tiny: Sequence[Tensor | None] = ()) -> tuple[list[Tensor], list[Tensor | None]]:
     """The point ``x + factor·h·v`` as float64 holds it, and how far each element is from the exact
-    point (``x + h·v`` rounds where it crosses a power of two); φ is traced with that as input error."""
-    points, lost = [], []
-    for x, v, h in zip(inputs, direction, steps):
+    point (``x + h·v`` rounds where it crosses a power of two; None for an input that does not move);
+    φ is traced with that as input error. ``tiny``: per input, ``_below_fast_two_sum(x)``: every other
+    element's loss is Dekker's FastTwoSum ``(s − x) − step`` (exact: the step is smaller than x), those
+    elements' Knuth's TwoSum."""
+    points: list[Tensor] = []
+    lost: list[Tensor | None] = []
+    for k, (x, v, h) in enumerate(zip(inputs, direction, steps)):
+        small = tiny[k] if k < len(tiny) else None
         if v is None:
             points.append(x)
-            lost.append(torch.zeros_like(x))
-            continue
-        step = factor * h * v  # exact: a power of two times a multiple of 1/16
-        s = x + step
-        points.append(s)
-        lost.append(_two_sum_error(x, step, s).abs())
+            lost.append(None)
+        elif small is not None:
+            s = torch.addcmul(x, h, v, value=factor)  # h·v·factor is exact: one rounding, in the addition
+            points.append(s)
+            loss = (s - x).addcmul_(h, v, value=-factor).abs_()
+            if small.numel():
+                flat = [t.reshape(-1)[small] for t in (x, h, v, s)]
+                loss.view(-1)[small] = _two_sum_error(flat[0], factor * flat[1] * flat[2], flat[3]).abs()
+            lost.append(loss)
+        else:
+            step = factor * h * v  # exact: a power of two times a multiple of 1/32
+            s = x + step
+            points.append(s)
+            lost.append(_two_sum_error(x, step, s).abs())
     return points, lost
 
 
 def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
-            factor: float, cotangent: Tensor, exact: bool) -> Phi:
-    point, lost = _shifted(inputs, direction, steps, factor)
-    return phi(f, point, cotangent, exact=exact, lost=lost)
+            factor: float, cotangent: Tensor, exact: bool, tiny: Sequence[Tensor | None] = (),
+            cotangent_magnitude: Tensor | None = None) -> Phi:
+    point, lost = _shifted(inputs, direction, steps, factor, tiny)
+    return phi(f, point, cotangent, exact=exact, lost=lost, cotangent_magnitude=cotangent_magnitude)
 
 
 def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
@@ -275,13 +315,16 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
     divided by 4, up to ``STEP_REFINEMENTS`` times, while that estimate exceeds the rounding part: the
     finest probe is kept, where the estimate is most trustworthy."""
     steps = [_steps(x, exact) for x in inputs]
-    best = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact)
+    tiny = [None if v is None or exact else _below_fast_two_sum(x) for x, v in zip(inputs, direction)]
+    magnitude = None if exact or cotangent.is_complex() else cotangent.abs()
+    best = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
     for _ in range(0 if exact else STEP_REFINEMENTS):
         gap = best.truncation
         if best.crossed_kink or gap <= REFINE_ABOVE * abs(best.difference) or gap <= best.error - gap:
             break  # resolved, or rounding already dominates (a finer step would only add rounding)
         steps = [h / 4 for h in steps]
-        finer = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact)
+        finer = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact, tiny=tiny,
+                                  cotangent_magnitude=magnitude)
         if finer.crossed_kink:
             break
         best = finer  # the gap estimate holds better the smaller the step: the finer probe is kept
@@ -290,16 +333,17 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
 
 def _probe_with_steps(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
                       direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
-                      steps: Sequence[Tensor], *, exact: bool) -> Probe:
+                      steps: Sequence[Tensor], *, exact: bool, tiny: Sequence[Tensor | None] = (),
+                      cotangent_magnitude: Tensor | None = None) -> Probe:
     delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))  # exact: h a power of two
-    plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact) for s in (1.0, -1.0))
+    plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact, tiny, cotangent_magnitude) for s in (1.0, -1.0))
     d1 = plus.value - minus.value
     e1 = plus.error + minus.error
     degree = max(plus.degree, minus.degree)
     kink = not same_decisions(plus.decisions, minus.decisions)
     if degree <= 2:
         return Probe(delta, d1, 1.0, e1 + _subtraction(d1, exact), element, kink, degree)
-    plus2, minus2 = (_phi_at(f, inputs, direction, steps, s, cotangent, exact) for s in (2.0, -2.0))
+    plus2, minus2 = (_phi_at(f, inputs, direction, steps, s, cotangent, exact, tiny, cotangent_magnitude) for s in (2.0, -2.0))
     d2 = plus2.value - minus2.value
     kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
     combined = 8 * d1 - d2  # = ⟨∇φ, 6·delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4

@@ -13,6 +13,9 @@ from gradcheck.oracles import (
     LARGE_INPUT_ELEMENTS,
     RANDOM_PROBES,
     OracleUnavailable,
+    _below_fast_two_sum,
+    _shifted,
+    _steps,
     _two_sum_error,
     autograd_reference,
     directions,
@@ -276,9 +279,12 @@ def test_random_directions_are_on_their_grids_and_follow_the_generator():
     x = torch.zeros(3000, dtype=torch.float32)
     v = random_direction(x, _gen(), exact=False)
     assert v.dtype == torch.float32 and torch.equal(v, random_direction(x, _gen(), exact=False))
-    sixteenths = (v.double() * 16).unique()
-    assert bool((sixteenths == sixteenths.round()).all()) and len(sixteenths) == 129  # −4, −4 + 1/16, …, 4
-    assert float(v.min()) == -4 and float(v.max()) == 4
+    thirty_seconds = (v.double() * 32).unique()
+    assert bool((thirty_seconds == thirty_seconds.round()).all()) and len(thirty_seconds) == 256  # −4, −4 + 1/32, …, 4 − 1/32
+    assert float(v.min()) == -4 and float(v.max()) == 4 - 1 / 32
+    assert abs(float(v.double().mean())) < 0.1 and float((v == 0).double().mean()) < 0.01  # centred, rarely zero
+    other = random_direction(x, torch.Generator().manual_seed(1), exact=False)
+    assert float((v == other).double().mean()) < 0.02  # the generator decides every entry
     assert set(random_direction(x, _gen(), exact=True).tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
     z = random_direction(torch.zeros(2000, dtype=torch.complex64), _gen(), exact=True)
     assert z.dtype == torch.complex64 and set(z.real.tolist()) == set(z.imag.tolist()) == {-2.0, -1.0, 0.0, 1.0, 2.0}
@@ -400,3 +406,31 @@ def test_probes_move_only_the_movable_inputs_as_many_times_as_asked():
     assert all(torch.equal(p.delta[0], q.delta[0]) for p, q in zip(probes, again))  # drawn from the generator
     exact = finite_difference_probes(f, (x.round(), y.round()), G, exact=True, generator=_gen())
     assert all(torch.equal(d, d.round()) and float(d.abs().max()) <= 6 * 2 * 2 for p in exact for d in p.delta)
+
+
+def test_steps_are_the_power_of_two_below_the_target():
+    x = torch.tensor([0.0, -1e-300, 0.5, 1.0, -3.0, 1e5, 2.0**40, -7.25e300], dtype=F64)
+    target = torch.finfo(F64).eps ** (1 / 3) * x.abs().clamp(min=1.0)
+    h = _steps(x, exact=False)
+    assert bool((h <= target).all() and (target < 2 * h).all())
+    assert torch.equal(h, torch.exp2(torch.log2(h).round()))  # powers of two
+    assert torch.equal(_steps(x, exact=True), torch.ones_like(x)) and torch.equal(x[2], torch.tensor(0.5, dtype=F64))  # x untouched
+
+
+def test_the_fast_rounding_of_shifted_points_is_what_two_sum_says():
+    g = _gen(3)
+    # values just below powers of two (the sum crosses into a coarser binade), zeros, large and small ones
+    spread = torch.randn(500, generator=g, dtype=F64) * torch.exp2(torch.randint(-30, 20, (500,), generator=g)).to(F64)
+    x = torch.cat([torch.tensor([0.0, 1.0 - 2.0**-53, -(2.0 - 2.0**-52), 2.0**-14, 1e300, 2.0**-15, -1e-10], dtype=F64), spread])
+    v = random_direction(x, g, exact=False)
+    v[1:3] = 4 - 1 / 32
+    h = _steps(x, exact=False)
+    tiny = _below_fast_two_sum(x)
+    assert 5 in tiny.tolist() and 6 in tiny.tolist() and not {0, 1, 2, 3, 4} & set(tiny.tolist())
+    assert _below_fast_two_sum(x.to(torch.complex128)) is None and _below_fast_two_sum(x[::2]) is None
+    assert torch.equal(_below_fast_two_sum(x.abs() + 1), torch.zeros(0, dtype=torch.int64))
+    for factor in (1.0, -1.0, 2.0, -2.0, 0.25):
+        (fast,), (fast_lost,) = _shifted([x], [v], [h], factor, tiny=[tiny])
+        (slow,), (slow_lost,) = _shifted([x], [v], [h], factor)
+        assert torch.equal(fast, slow) and torch.equal(fast_lost, slow_lost), factor
+        assert bool((slow_lost[tiny] > 0).any()) and bool((slow_lost[1:3] > 0).any())  # tiny elements and crossings round

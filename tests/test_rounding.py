@@ -363,8 +363,8 @@ def own_rules(monkeypatch):
     """A private copy of the rule table: what a test registers is gone after it."""
     monkeypatch.setattr(_rounding, "_RULES", dict(_rounding._RULES))
 
-    def register(op, fn, ulps, pole_at_zero=False):
-        built = _rounding._monotone(fn, ulps, pole_at_zero)
+    def register(op, fn, ulps, *pole_at_zero):
+        built = _rounding._monotone(fn, ulps, *pole_at_zero)  # no pole unless one is named
         assert _rounding.rule(op)(built) is built and _rounding._RULES[op] is built
         return built
 
@@ -382,7 +382,7 @@ def test_a_registered_monotone_rule_bounds_exact_inputs_by_the_ulps_it_was_given
         y = out.abs()
         assert bool((bounds[ulps] >= U64 * y).all())  # a float64 exp is at best correctly rounded
         assert bool((bounds[ulps] <= 1e-14 * y).all())  # and a few ulps is all a libm exp loses
-    assert torch.allclose(bounds[4.0], 8 * bounds[0.5], rtol=1e-9)  # eight times the ulps, eight times the bound
+    assert torch.allclose(bounds[4.0], 8 * bounds[0.5], rtol=1e-9, atol=0)  # eight times the ulps, eight times the bound
 
 
 @pytest.mark.parametrize(("name", "fn", "pole"), [("exp", torch.exp, False), ("reciprocal", torch.reciprocal, True)])
@@ -410,6 +410,9 @@ def test_a_monotone_rule_gives_no_finite_bound_where_the_interval_leaves_the_dom
     x = torch.tensor([700.0, 1.0], dtype=F64)  # exp(700 + 20) overflows float64: unbounded, not 1.8e308
     out, mode = _trace(torch.exp, x, errors=((x, torch.tensor([20.0, 0.0], dtype=F64)),))
     assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+    x = torch.tensor([0.1], dtype=F64)  # exp has no pole: an interval across zero is no reason for an infinite bound
+    out, mode = _trace(torch.exp, x, errors=((x, torch.tensor([0.5], dtype=F64)),))
+    assert 0.5 < float(mode.error(out)) < math.exp(0.6) - math.exp(0.1) + 1e-9
     x = torch.tensor([1e-4, 4.0], dtype=F64)  # sqrt of [−9e-4, 1.1e-3] is not even real at one end
     out, mode = _trace(torch.sqrt, x, errors=((x, torch.tensor([1e-3, 1e-3], dtype=F64)),))
     assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
@@ -428,3 +431,105 @@ def test_a_real_only_rule_sends_complex_operands_to_the_named_fallback(own_rules
 
 
 aten_exp = torch.ops.aten.exp.default
+
+
+# ---- the fallback: ops with neither a rule nor a decomposition --------------------------------------
+
+def _only_fallback(mode):
+    """The one fallback taken, as (op, how): never a rule that failed."""
+    (item,) = mode.fallbacks.items()
+    assert "failed" not in item[1], item
+    return item
+
+
+def test_a_fallback_op_at_exact_inputs_is_bounded_by_a_few_ulps_of_float64():
+    """Bessel's i0 has no rule: float64 evaluates it, and float64's i0 is not correctly rounded (up to
+    about 3·u·|y| off on this grid, against 100-digit mpmath): the bound allows for that, and no more."""
+    mpmath = pytest.importorskip("mpmath")
+    x = torch.linspace(-20, 20, 41, dtype=F64)
+    out, mode = _trace(torch.special.i0, x)
+    name, how = _only_fallback(mode)
+    assert "i0" in name and how.startswith("its rounding measured against float64 (exact inputs)"), how
+    with mpmath.workprec(80):
+        err = torch.tensor([float(abs(mpmath.mpf(o) - mpmath.besseli(0, mpmath.mpf(v)))) for o, v in zip(out.tolist(), x.tolist())], dtype=F64)
+    bound = mode.error(out)
+    assert bool((err <= bound).all()) and bool((bound <= 1e-14 * out.abs()).all())
+    assert mode.degree(out) == math.inf
+
+
+@pytest.mark.parametrize("side", [1.0, -1.0], ids=["rising", "falling"])
+def test_a_fallback_op_moves_its_inputs_both_ways_and_doubles_the_larger_change(side):
+    """i0 rises for x > 0 and falls for x < 0: the larger change is at x + E on one side, x − E on the other."""
+    x = side * torch.tensor([0.5, 1.5, 3.0], dtype=F64)
+    e = torch.tensor([1e-3, 2e-3, 1e-2], dtype=F64)
+    out, mode = _trace(torch.special.i0, x, errors=((x, e),))
+    _, how = _only_fallback(mode)
+    assert how.startswith("propagation by moving its inputs by their errors, × 2"), how
+    change = torch.maximum((torch.special.i0(x + e) - out).abs(), (torch.special.i0(x - e) - out).abs())
+    bound = mode.error(out)
+    assert bool((bound >= 2 * change).all()) and bool((bound <= 2 * change * (1 + 1e-9) + 1e-13 * out.abs()).all())
+
+
+def test_a_fallback_op_moves_only_the_inputs_that_carry_an_error():
+    y, x = torch.tensor([0.3, -2.0, 1.0], dtype=F64), torch.tensor([1.0, 0.5, -3.0], dtype=F64)
+    e = torch.full_like(y, 1e-4)
+    mode = RunningError()
+    mode.watch(y)  # x: a constant made outside the trace, exact
+    mode.set_error(y, e)
+    with mode:
+        out = torch.atan2(y, x)
+    _only_fallback(mode)
+    change = torch.maximum((torch.atan2(y + e, x) - out).abs(), (torch.atan2(y - e, x) - out).abs())
+    bound = mode.error(out)
+    assert bool((bound >= 2 * change).all()) and bool((bound <= 2 * change * (1 + 1e-9) + 1e-13).all())
+    mode = RunningError()  # the primitive itself, as a decomposition calls it: x reaches the fallback untracked
+    mode.watch(y)
+    mode.set_error(y, e)
+    with mode:
+        out = torch.ops.prims.atan2.default(y, x)
+    _only_fallback(mode)
+    assert torch.allclose(mode.error(out), bound, rtol=1e-12, atol=0)
+
+
+def test_a_fallback_op_gives_no_finite_bound_where_a_moved_input_leaves_the_domain_or_the_range():
+    x = torch.tensor([0.999, 0.5], dtype=F64)  # ndtri(0.999 + 0.01) is NaN: past 1, no quantile
+    out, mode = _trace(torch.special.ndtri, x, errors=((x, torch.tensor([1e-2, 1e-3], dtype=F64)),))
+    _only_fallback(mode)
+    assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+    x = torch.tensor([700.0, 1.0], dtype=F64)  # i0(720) overflows float64: unbounded, not 1.8e308
+    out, mode = _trace(torch.special.i0, x, errors=((x, torch.tensor([20.0, 1e-3], dtype=F64)),))
+    _only_fallback(mode)
+    assert math.isinf(float(mode.error(out)[0])) and math.isfinite(float(mode.error(out)[1]))
+
+
+def _exact_inverse(A):
+    """The inverse of a small float64 matrix in rational arithmetic (Gauss–Jordan on Fractions)."""
+    n = A.shape[0]
+    M = [[Fraction(float(v)) for v in row] + [Fraction(int(i == j)) for j in range(n)] for i, row in enumerate(A.tolist())]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if M[r][col] != 0)
+        M[col], M[pivot] = M[pivot], M[col]
+        M[col] = [v / M[col][col] for v in M[col]]
+        for r in range(n):
+            if r != col and M[r][col] != 0:
+                M[r] = [a - M[r][col] * b for a, b in zip(M[r], M[col])]
+    return [row[n:] for row in M]
+
+
+def test_a_fallback_op_with_several_outputs_bounds_each_float_output_and_no_integer_one():
+    A = torch.tensor([[4.0, 1.0, 0.3], [0.7, 3.0, -1.1], [0.2, -0.9, 5.0]], dtype=F64)
+    (inverse, info), mode = _trace(torch.linalg.inv_ex, A)
+    name, _ = _only_fallback(mode)
+    assert "inv_ex" in name and info.dtype == torch.int32
+    exact = _exact_inverse(A)
+    err = torch.tensor([[float(abs(Fraction(float(inverse[i, j])) - exact[i][j])) for j in range(3)] for i in range(3)], dtype=F64)
+    assert bool((err <= mode.error(inverse)).all()) and bool((mode.error(inverse) <= 1e-14).all())
+    assert not bool(mode.error(info).any())
+    # uneven errors, large enough that moving A up changes some entries of the inverse more, down others
+    e = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0], [1.0, 0.0, 0.0]], dtype=F64) * 1e-2
+    (inverse, info), mode = _trace(torch.linalg.inv_ex, A, errors=((A, e),))
+    _only_fallback(mode)
+    change = torch.maximum((torch.linalg.inv(A + e) - inverse).abs(), (torch.linalg.inv(A - e) - inverse).abs())
+    bound = mode.error(inverse)
+    assert bool((bound >= 2 * change).all()) and bool((bound <= 2 * change * (1 + 1e-6) + 1e-14).all())
+    assert not bool(mode.error(info).any())
