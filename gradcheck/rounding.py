@@ -553,16 +553,27 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
     # A float64 (complex128) result is its own evaluation there: no second product to measure against.
     y64 = c.out.detach() if isinstance(c.out, Tensor) and c.out.dtype in (F64, C128) else product(A64, B64)
     err: Any = 0.0
+    k = A.shape[-1] if A.ndim else 1
+    # Complex: each product errs by √2·γ₂ ≤ γ₃ of |a|·|b| (Lemma 3.5), and summing the parts by γ_{k−1}
+    # of Σ|parts| ≤ Σ|products| in modulus (the triangle inequality); together γ_{k+2} (Lemma 3.3).
+    length = max(k, 1) + (2 if A64.is_complex() or B64.is_complex() else 0)
+    if c.func is aten.mm.default and not c.mode.exact:
+        # The whole bound as one product, its output written once: [|A|, E_A, ρ, 1]·[E_B; |B| + E_B; κ; k·tiny]
+        # = |A|·E_B + E_A·|B| + E_A·E_B + ρ·κ + k·tiny, with ρ·κ = γ·‖A_i,:‖·‖B_:,j‖ the rounding part.
+        # Only the reduction indices where an operand carries an error contribute (a finite-difference
+        # step's rounding: a few), so the product is thin.
+        rows = _norms_along(A64, -1).mul_((1 + 1e-10) * c.mode.gamma(length)).unsqueeze(-1)
+        left, right = [rows, torch.ones_like(rows)], [_norms_along(B64, -2).unsqueeze(-2), torch.full((1, B64.shape[-1]), k * TINY64, dtype=F64, device=rows.device)]
+        if _nonzero(eA) or _nonzero(eB):
+            eA, eB = _as_tensor(eA, A64).expand(A64.shape), _as_tensor(eB, B64).expand(B64.shape)
+            used = ((eA.amax(0) != 0) | (eB.amax(1) != 0)).nonzero().flatten()  # errors are ≥ 0 (or NaN: != 0)
+            if 2 * used.numel() < k:
+                A64, eA, B64, eB = A64[:, used], eA[:, used], B64[used, :], eB[used, :]
+            left, right = [A64.abs(), eA, *left], [eB, B64.abs() + eB, *right]
+        return y64, product(torch.cat(left, -1), torch.cat(right, -2)), c.deg(A) + c.deg(B)
     if c.func is aten.mm.default and (_nonzero(eA) or _nonzero(eB)):
-        # Only the reduction indices where an operand carries an error contribute: a few elements with
-        # an error (a finite-difference step's rounding) cost a thin product, not three full ones.
         eA, eB = _as_tensor(eA, A64).expand(A64.shape), _as_tensor(eB, B64).expand(B64.shape)
-        used = ((eA.amax(0) != 0) | (eB.amax(1) != 0)).nonzero().flatten()  # errors are ≥ 0 (or NaN: != 0)
-        if 4 * used.numel() < A64.shape[1]:
-            A64e, eA, B64e, eB = A64[:, used], eA[:, used], B64[used, :], eB[used, :]
-        else:
-            A64e, B64e = A64, B64
-        err = product(A64e.abs(), eB) + product(eA, B64e.abs()) + product(eA, eB)
+        err = product(A64.abs(), eB) + product(eA, B64.abs()) + product(eA, eB)
     else:
         if _nonzero(eB):
             err = err + product(A64.abs(), _as_tensor(eB, B64))
@@ -570,10 +581,6 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
             err = err + product(_as_tensor(eA, A64), B64.abs())
             if _nonzero(eB):
                 err = err + product(_as_tensor(eA, A64), _as_tensor(eB, B64))
-    k = A.shape[-1] if A.ndim else 1
-    # Complex: each product errs by √2·γ₂ ≤ γ₃ of |a|·|b| (Lemma 3.5), and summing the parts by γ_{k−1}
-    # of Σ|parts| ≤ Σ|products| in modulus (the triangle inequality); together γ_{k+2} (Lemma 3.3).
-    length = max(k, 1) + (2 if A64.is_complex() or B64.is_complex() else 0)
     if c.mode.exact:
         magnitude = _norms_bound(A64, B64, c.func, 1 + 1e-10)
         exact = c.integers(A64, B64) and (magnitude.numel() == 0 or float(magnitude.max()) < EXACT_LIMIT)

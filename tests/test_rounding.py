@@ -533,3 +533,64 @@ def test_a_fallback_op_with_several_outputs_bounds_each_float_output_and_no_inte
     bound = mode.error(inverse)
     assert bool((bound >= 2 * change).all()) and bool((bound <= 2 * change * (1 + 1e-6) + 1e-14).all())
     assert not bool(mode.error(info).any())
+
+
+# ---- composite ops: computed by their own kernel, bounded by a float64 trace of their parts ----------
+
+COMPOSITES = {
+    "softmax": lambda t: torch.softmax(t, -1),
+    "log_softmax": lambda t: torch.log_softmax(t, -1),
+    "gelu": torch.nn.functional.gelu,
+    "layer_norm": lambda t: torch.nn.functional.layer_norm(t, t.shape[-1:]),
+    "logsumexp": lambda t: torch.logsumexp(t, -1),
+    "silu": torch.nn.functional.silu,
+    "var": lambda t: torch.var(t, -1),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=str)
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_a_composite_op_runs_as_without_the_mode_and_its_bound_is_its_measured_error(name, dtype):
+    """The mode changes no value (the op's own kernel runs, not its decomposition in the op's dtype), and
+    on exact inputs the bound is what that kernel lost against float64, plus float64's own tiny share."""
+    f = COMPOSITES[name]
+    x = _seeded((4, 24), seed=21, scale=3.0)[0].to(dtype)
+    out, mode = _trace(f, x)
+    assert torch.equal(out, f(x)), name
+    assert not mode.fallbacks, mode.fallbacks
+    reference = f(x.to(F64))
+    error, bound = (out.to(F64) - reference).abs(), mode.error(out)
+    assert bool((error <= bound).all()) and bool((bound <= error + 1e-12).all()), name  # values of size 1 to 10
+
+
+@pytest.mark.parametrize("name", COMPOSITES)
+def test_a_composite_ops_bound_carries_its_inputs_errors(name):
+    f = COMPOSITES[name]
+    x = _seeded((3, 16), seed=22)[0].to(torch.float32)
+    e = torch.full(x.shape, 1e-3, dtype=F64)
+    out, mode = _trace(f, x, errors=((x, e),))
+    bound = mode.error(out)
+    g = torch.Generator().manual_seed(23)
+    for _ in range(4):  # exact inputs anywhere within the errors: the exact result stays within the bound
+        moved = x.to(F64) + e * (2 * torch.rand(x.shape, generator=g, dtype=F64) - 1)
+        assert bool(((out.to(F64) - f(moved)).abs() <= bound).all()), name
+
+
+def test_a_composite_ops_degree_is_its_parts():
+    x = _seeded((3, 8), seed=24)[0]
+    out, mode = _trace(lambda t: torch.var(t, -1), x)
+    assert mode.degree(out) == 2  # a sum of squares of the watched inputs
+    out, mode = _trace(lambda t: torch.softmax(t, -1), x)
+    assert mode.degree(out) == math.inf
+    mode = RunningError()  # a composite op of a constant (made outside, not watched): a constant
+    with mode:
+        out = torch.softmax(x, -1) * 1.0
+    assert mode.degree(out) == 0
+
+
+def test_a_composite_ops_boolean_output_is_uncertain_where_its_input_is_unbounded():
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float32)
+    out, mode = _trace(torch.isposinf, x, errors=((x, torch.tensor([math.inf, 0.0, 1.0], dtype=F64)),))
+    assert out.dtype == torch.bool and mode.error(out).tolist() == [True, False, False]
+    out, mode = _trace(lambda t: torch.isposinf(t).to(F64), x)
+    assert mode.degree(out) == 0  # a decision: piecewise constant
