@@ -76,8 +76,9 @@ class Reference:
 
 def autograd_reference(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, *, exact: bool = False,
                        probabilistic: float | None = None) -> Reference:
-    """``Jᵀ·G`` for every input by ``torch.autograd.grad`` on ``f``, traced; an input ``f`` ignores gets zeros."""
-    leaves = tuple(t.detach().clone().requires_grad_(True) for t in inputs)
+    """``Jᵀ·G`` for every input by ``torch.autograd.grad`` on ``f``, traced; an input ``f`` ignores gets zeros.
+    The leaves share the inputs' memory (autograd refuses to write into a leaf that requires grad)."""
+    leaves = tuple(t.detach().requires_grad_(True) for t in inputs)
     mode = RunningError(exact=exact, probabilistic=probabilistic)
     mode.watch(*leaves)
     with torch.enable_grad():
@@ -335,7 +336,7 @@ def _probe_with_steps(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotang
                       direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
                       steps: Sequence[Tensor], *, exact: bool, tiny: Sequence[Tensor | None] = (),
                       cotangent_magnitude: Tensor | None = None) -> Probe:
-    delta = tuple(None if v is None else 2 * h * v for v, h in zip(direction, steps))  # exact: h a power of two
+    delta = tuple(None if v is None else torch.mul(h, v).mul_(2) for v, h in zip(direction, steps))  # exact: h a power of two
     plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact, tiny, cotangent_magnitude) for s in (1.0, -1.0))
     d1 = plus.value - minus.value
     e1 = plus.error + minus.error
