@@ -156,7 +156,7 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
     mode.watch(*point)
     for t, e in zip(point, lost or ()):
         if e is not None and e.numel() and not bool(e.amax() == 0):  # e ≥ 0: its maximum says whether any is not
-            mode.set_error(t, e)
+            mode.set_error(t, e, copy=False)
     with torch.no_grad(), mode:
         out = f(*point)
     out64 = out.detach().to(reference_dtype(out.dtype))
@@ -270,81 +270,82 @@ def _below_fast_two_sum(x: Tensor) -> Tensor | None:
     return ((magnitude < FAST_TWO_SUM_FLOOR) & (magnitude > 0)).nonzero().reshape(-1)
 
 
-def _shifted(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
-             factor: float, tiny: Sequence[Tensor | None] = ()) -> tuple[list[Tensor], list[Tensor | None]]:
-    """The point ``x + factor·h·v`` as float64 holds it, and how far each element is from the exact
-    point (``x + h·v`` rounds where it crosses a power of two; None for an input that does not move);
-    φ is traced with that as input error. ``tiny``: per input, ``_below_fast_two_sum(x)``: every other
-    element's loss is Dekker's FastTwoSum ``(s − x) − step`` (exact: the step is smaller than x), those
-    elements' Knuth's TwoSum."""
+def _shifted(inputs: Sequence[Tensor], delta: Sequence[Tensor | None], factor: float,
+             tiny: Sequence[Tensor | None] = ()) -> tuple[list[Tensor], list[Tensor | None]]:
+    """The point ``x + factor·δ`` as float64 holds it (``δ = 2h·v``: a power of two times a multiple of
+    1/32, so ``factor·δ`` is exact for the factors used, |factor| ≤ 1), and how far each element is from the exact
+    point (``x + factor·δ`` rounds where it crosses a power of two; None for an input that does not
+    move); φ is traced with that as input error. ``tiny``: per input, ``_below_fast_two_sum(x)``: every
+    other element's loss is Dekker's FastTwoSum ``(s − x) − step`` (exact: the step is smaller than x),
+    those elements' Knuth's TwoSum."""
     points: list[Tensor] = []
     lost: list[Tensor | None] = []
-    for k, (x, v, h) in enumerate(zip(inputs, direction, steps)):
+    for k, (x, d) in enumerate(zip(inputs, delta)):
         small = tiny[k] if k < len(tiny) else None
-        if v is None:
+        if d is None:
             points.append(x)
             lost.append(None)
         elif small is not None:
-            s = torch.addcmul(x, h, v, value=factor)  # h·v·factor is exact: one rounding, in the addition
+            s = torch.add(x, d, alpha=factor)  # factor·δ is exact: one rounding, in the addition
             points.append(s)
-            loss = (s - x).addcmul_(h, v, value=-factor).abs_()
+            loss = (s - x).sub_(d, alpha=factor).abs_()
             if small.numel():
-                flat = [t.reshape(-1)[small] for t in (x, h, v, s)]
-                loss.view(-1)[small] = _two_sum_error(flat[0], factor * flat[1] * flat[2], flat[3]).abs()
+                x_small, d_small, s_small = (t.reshape(-1)[small] for t in (x, d, s))
+                loss.view(-1)[small] = _two_sum_error(x_small, factor * d_small, s_small).abs()
             lost.append(loss)
         else:
-            step = factor * h * v  # exact: a power of two times a multiple of 1/32
+            step = factor * d
             s = x + step
             points.append(s)
             lost.append(_two_sum_error(x, step, s).abs())
     return points, lost
 
 
-def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], direction: Sequence[Tensor | None], steps: Sequence[Tensor],
-            factor: float, cotangent: Tensor, exact: bool, tiny: Sequence[Tensor | None] = (),
-            cotangent_magnitude: Tensor | None = None) -> Phi:
-    point, lost = _shifted(inputs, direction, steps, factor, tiny)
+def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], delta: Sequence[Tensor | None], factor: float,
+            cotangent: Tensor, exact: bool, tiny: Sequence[Tensor | None] = (), cotangent_magnitude: Tensor | None = None) -> Phi:
+    point, lost = _shifted(inputs, delta, factor, tiny)
     return phi(f, point, cotangent, exact=exact, lost=lost, cotangent_magnitude=cotangent_magnitude)
 
 
+def central_step(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], exact: bool) -> tuple[Tensor | None, ...]:
+    """The span ``δ = 2h·v`` of a central difference along ``v`` (exact: h is a power of two, see ``_steps``)."""
+    return tuple(None if v is None else torch.mul(_steps(x, exact), v).mul_(2) for x, v in zip(inputs, direction))
+
+
 def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
-          direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool) -> Probe:
-    """A central difference along ``direction``; Richardson-extrapolated unless the traced forward
+          delta: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool) -> Probe:
+    """A central difference spanning ``delta`` (``central_step``); Richardson-extrapolated unless the traced forward
     shows ``f`` at most quadratic in the moving inputs. Where the extrapolation's own error estimate is
     not small beside the difference — the step outran the scale on which ``f`` varies (a normalization
     of a nearly constant column varies on the scale of √eps, however large its inputs) — the step is
     divided by 4, up to ``STEP_REFINEMENTS`` times, while that estimate exceeds the rounding part: the
     finest probe is kept, where the estimate is most trustworthy."""
-    steps = [_steps(x, exact) for x in inputs]
-    tiny = [None if v is None or exact else _below_fast_two_sum(x) for x, v in zip(inputs, direction)]
+    tiny = [None if d is None or exact else _below_fast_two_sum(x) for x, d in zip(inputs, delta)]
     magnitude = None if exact or cotangent.is_complex() else cotangent.abs()
-    best = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
+    best = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
     for _ in range(0 if exact else STEP_REFINEMENTS):
         gap = best.truncation
         if best.crossed_kink or gap <= REFINE_ABOVE * abs(best.difference) or gap <= best.error - gap:
             break  # resolved, or rounding already dominates (a finer step would only add rounding)
-        steps = [h / 4 for h in steps]
-        finer = _probe_with_steps(f, inputs, cotangent, direction, element, steps, exact=exact, tiny=tiny,
-                                  cotangent_magnitude=magnitude)
+        delta = tuple(None if d is None else d / 4 for d in delta)
+        finer = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
         if finer.crossed_kink:
             break
         best = finer  # the gap estimate holds better the smaller the step: the finer probe is kept
     return best
 
 
-def _probe_with_steps(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
-                      direction: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
-                      steps: Sequence[Tensor], *, exact: bool, tiny: Sequence[Tensor | None] = (),
-                      cotangent_magnitude: Tensor | None = None) -> Probe:
-    delta = tuple(None if v is None else torch.mul(h, v).mul_(2) for v, h in zip(direction, steps))  # exact: h a power of two
-    plus, minus = (_phi_at(f, inputs, direction, steps, s, cotangent, exact, tiny, cotangent_magnitude) for s in (1.0, -1.0))
+def _probe_with_delta(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
+                      delta: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
+                      *, exact: bool, tiny: Sequence[Tensor | None] = (), cotangent_magnitude: Tensor | None = None) -> Probe:
+    plus, minus = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny, cotangent_magnitude) for s in (0.5, -0.5))
     d1 = plus.value - minus.value
     e1 = plus.error + minus.error
     degree = max(plus.degree, minus.degree)
     kink = not same_decisions(plus.decisions, minus.decisions)
     if degree <= 2:
         return Probe(delta, d1, 1.0, e1 + _subtraction(d1, exact), element, kink, degree)
-    plus2, minus2 = (_phi_at(f, inputs, direction, steps, s, cotangent, exact, tiny, cotangent_magnitude) for s in (2.0, -2.0))
+    plus2, minus2 = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny, cotangent_magnitude) for s in (1.0, -1.0))
     d2 = plus2.value - minus2.value
     kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
     combined = 8 * d1 - d2  # = ⟨∇φ, 6·delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4
@@ -364,8 +365,16 @@ def finite_difference_probes(f: Callable[..., Tensor], inputs: Sequence[Tensor],
     """Probes of φ for the movable inputs (all float64): coordinate probes for few elements, else
     ``count`` joint random directions; ``only`` restricts the step to one input."""
     movable = movable if movable is not None else [True] * len(inputs)
-    return [probe(f, inputs, cotangent, d, element, exact=exact)
-            for d, element in directions(inputs, movable, generator, exact=exact, only=only, count=count)]
+    pending = directions(inputs, movable, generator, exact=exact, only=only, count=count)
+    pending.reverse()
+    found = []
+    while pending:  # each direction dropped once its step is made: a probe keeps δ, not the direction too
+        direction, element = pending.pop()
+        delta = central_step(inputs, direction, exact)
+        del direction
+        found.append(probe(f, inputs, cotangent, delta, element, exact=exact))
+        del delta
+    return found
 
 
 def step_scale(p: Probe) -> float:

@@ -862,10 +862,12 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             if isinstance(t, Tensor):
                 self._tracked[t] = _zero_tracked(t, degree)
 
-    def set_error(self, t: Tensor, error: Tensor) -> None:
-        """Declare an input known only to within ``error`` (elementwise)."""
+    def set_error(self, t: Tensor, error: Tensor, copy: bool = True) -> None:
+        """Declare an input known only to within ``error`` (elementwise). ``copy=False``: the mode may keep
+        ``error`` itself (a fresh float64 tensor of ``t``'s shape that the caller does not write to)."""
         info = self._tracked.get(t)
-        self._tracked[t] = Tracked(error.to(F64).expand(t.shape).clone(), info.degree if info is not None else 1.0)
+        fresh = not copy and error.dtype == F64 and error.shape == t.shape and error.is_contiguous()
+        self._tracked[t] = Tracked(error if fresh else error.to(F64).expand(t.shape).clone(), info.degree if info is not None else 1.0)
 
     def info(self, t: Tensor) -> Tracked | None:
         return self._tracked.get(t)

@@ -429,8 +429,9 @@ def test_the_fast_rounding_of_shifted_points_is_what_two_sum_says():
     assert 5 in tiny.tolist() and 6 in tiny.tolist() and not {0, 1, 2, 3, 4} & set(tiny.tolist())
     assert _below_fast_two_sum(x.to(torch.complex128)) is None and _below_fast_two_sum(x[::2]) is None
     assert torch.equal(_below_fast_two_sum(x.abs() + 1), torch.zeros(0, dtype=torch.int64))
-    for factor in (1.0, -1.0, 2.0, -2.0, 0.25):
-        (fast,), (fast_lost,) = _shifted([x], [v], [h], factor, tiny=[tiny])
-        (slow,), (slow_lost,) = _shifted([x], [v], [h], factor)
+    delta = 2 * h * v
+    for factor in (0.5, -0.5, 1.0, -1.0, 0.25):  # the factors probes use: |factor·δ| ≤ 8h < 2⁻¹⁴·max(1, |x|)
+        (fast,), (fast_lost,) = _shifted([x], [delta], factor, tiny=[tiny])
+        (slow,), (slow_lost,) = _shifted([x], [delta], factor)
         assert torch.equal(fast, slow) and torch.equal(fast_lost, slow_lost), factor
         assert bool((slow_lost[tiny] > 0).any()) and bool((slow_lost[1:3] > 0).any())  # tiny elements and crossings round

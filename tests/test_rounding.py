@@ -594,3 +594,64 @@ def test_a_composite_ops_boolean_output_is_uncertain_where_its_input_is_unbounde
     assert out.dtype == torch.bool and mode.error(out).tolist() == [True, False, False]
     out, mode = _trace(lambda t: torch.isposinf(t).to(F64), x)
     assert mode.degree(out) == 0  # a decision: piecewise constant
+
+
+# ---- decisions and what they carry -----------------------------------------------------------------
+
+def test_a_comparisons_output_is_uncertain_exactly_where_its_operands_may_swap_sides():
+    a, b = torch.tensor([1.0, 2.0, 3.0, 5.0], dtype=F64), torch.tensor([2.0, 2.0, 2.5, 1.0], dtype=F64)
+    out, mode = _trace(torch.gt, a, b)  # exact operands, one tie: every outcome is certain
+    assert not mode.fallbacks and mode.error(out).tolist() == [False] * 4
+    out, mode = _trace(lambda x, y: torch.gt(x, y).to(F64), a, b)
+    assert mode.degree(out) == 0  # a decision is piecewise constant, whatever the operands' degree
+    out, mode = _trace(torch.gt, a, b, errors=((a, torch.tensor([0.5, 0.0, 0.3, 1.0], dtype=F64)),
+                                               (b, torch.tensor([0.6, 0.0, 0.3, 1.0], dtype=F64))))
+    # |a − b| = (1, 0, 0.5, 4) against E_a + E_b = (1.1, 0, 0.6, 2)
+    assert not mode.fallbacks and mode.error(out).tolist() == [True, True, True, False]
+
+
+def test_a_piecewise_constant_ops_decision_is_its_value_and_no_kink_off_its_jumps():
+    x = torch.tensor([0.26, -1.73, 2.04], dtype=F64)
+    out, mode = _trace(lambda t: torch.round(t, decimals=1), x)
+    assert torch.equal(out, torch.round(x, decimals=1))
+    (d,) = mode.decisions
+    assert d.op == "round" and torch.equal(d.outcome, out) and d.at_boundary == 0 and mode.at_kink() == []
+    assert torch.equal(mode.error(out), torch.zeros(3, dtype=F64)) and mode.degree(out) == 0
+
+
+def test_prims_division_divides_floats_and_truncates_integers_toward_zero():
+    from gradcheck.rounding import _prim_div
+
+    seven = torch.tensor([7, -7, 6], dtype=torch.int64)
+    assert _prim_div(seven, torch.tensor([2, 2, -4])).tolist() == [3, -3, -1]  # C's integer division, not floor
+    assert _prim_div(seven, 2.0).tolist() == [3.5, -3.5, 3.0]  # a float operand: true division
+    assert _prim_div(seven.to(F64), torch.tensor([2, 2, -4])).tolist() == [3.5, -3.5, -1.5]
+    assert _prim_div(7.0, torch.tensor([2])).tolist() == [3.5]
+
+
+def test_a_declared_input_error_keeps_the_inputs_degree_and_is_a_float64_bound():
+    x = _seeded((4,), seed=31)[0]
+    mode = RunningError()
+    mode.watch(x, degree=2.0)
+    mode.set_error(x, torch.full((4,), 1e-3, dtype=torch.float32))  # a float32 error: kept as a float64 bound
+    assert mode.degree(x) == 2.0 and mode.error(x).dtype == F64 and torch.equal(mode.error(x), torch.full((4,), 1e-3, dtype=torch.float32).to(F64))
+    y = _seeded((4,), seed=32)[0]
+    mode.set_error(y, torch.tensor(1e-2, dtype=F64))  # never watched: a variable of degree one, its error expanded
+    assert mode.degree(y) == 1.0 and mode.error(y).shape == (4,)
+    with mode:
+        out = x * y
+    assert mode.degree(out) == 3.0
+
+
+def test_a_rule_that_fails_is_named_and_leaves_an_infinite_bound_not_none(monkeypatch):
+    from gradcheck import rounding
+
+    def broken(c):
+        raise ValueError("no such case")
+
+    monkeypatch.setitem(rounding._RULES, torch.ops.aten.exp.default, broken)
+    x = _seeded((3,), seed=33)[0]
+    out, mode = _trace(torch.exp, x)
+    assert torch.equal(out, torch.exp(x))  # the user's code is not broken
+    assert "ValueError: no such case" in mode.fallbacks["aten.exp.default"]
+    assert bool(torch.isinf(mode.error(out)).all()) and mode.degree(out) == math.inf
