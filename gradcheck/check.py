@@ -156,9 +156,11 @@ def check_vjp(
         shapes=tuple(tuple(v.shape) if isinstance(v, Tensor) else () for v in args.values),
         dtype=str(first.dtype).removeprefix("torch."), device=str(first.device), exact=exact,
     )
+    known_outs = [outs] if reference is None else []  # handed over, not held here: freed once judged finite
+    del outs
     with full_precision():
         _run_checks(report, vjp, reference or f, args, Gs, exact=exact, oracles=tuple(oracles), seed=seed,
-                    probabilistic=probabilistic, contract=contract, outs=outs if reference is None else None)
+                    probabilistic=probabilistic, contract=contract, outs=known_outs)
     if probabilistic is not None:
         report.notes.append(f"probabilistic bound (Higham & Mary), λ = {probabilistic:g}: each bound may fail with "
                             f"probability ≤ {failure_probability(probabilistic, F64):.2g}")
@@ -202,7 +204,7 @@ def _clone(v: Any) -> Any:
 
 def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[..., Any], args: Arguments, Gs: Sequence[Tensor | None], *,
                 exact: bool, oracles: Sequence[str], seed: int, probabilistic: float | None, contract: str,
-                outs: tuple[Tensor, ...] | None = None) -> None:
+                outs: list[tuple[Tensor, ...]] | None = None) -> None:
     originals, original_Gs = [_clone(v) for v in args.values], [_clone(g) for g in Gs]  # never handed to user code
     mode = RunningError(exact=exact, probabilistic=probabilistic)
     mode.watch(*args.tensors, *(g for g in Gs if g is not None))
@@ -290,15 +292,17 @@ def _manual_errors(report: Report, reference: Callable[..., Any], args: Argument
 
 def _compare_values(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
                     Gs: Sequence[Tensor | None], mode: RunningError, *, exact: bool, oracles: Sequence[str], seed: int,
-                    probabilistic: float | None, outs: tuple[Tensor, ...] | None = None) -> None:
-    """``outs``: f's outputs at the inputs, when f is the reference (in float64 already, they are its
-    outputs at the upcast inputs: not computed again)."""
+                    probabilistic: float | None, outs: list[tuple[Tensor, ...]] | None = None) -> None:
+    """``outs``: [f's outputs at the inputs], when f is the reference (in float64 already, they are its
+    outputs at the upcast inputs: not computed again); taken out of the list, so that they are freed."""
     flat = args.flat(reference)
     xs = upcast(args.tensors, copy=False)  # args: the harness's own copies of the inputs
     G64 = flatten_outputs(tuple(g.detach().to(reference_dtype(g.dtype)) for g in Gs if g is not None))
-    if outs is not None and all(t.dtype == reference_dtype(t.dtype) for t in args.tensors):
-        out64 = outs
+    if outs and all(t.dtype == reference_dtype(t.dtype) for t in args.tensors):
+        out64 = outs.pop()
     else:
+        if outs:
+            outs.clear()
         out64 = call_forward(reference, args.with_tensors(xs), "the reference forward on float64 copies of the inputs")
     if any(not all_finite(o) for o in out64 if differentiable_dtype(o.dtype)):
         flat_out = flatten_outputs(out64).reshape(-1)
@@ -306,6 +310,7 @@ def _compare_values(report: Report, reference: Callable[..., Any], args: Argumen
         report.problems.append(Problem("overflow", "f finite at these inputs (in float64)",
                                        f"{flat_out.reshape(-1)[where].item()} at flattened output index {where}"))
         return
+    del out64
     errors = _manual_errors(report, reference, args, raw, normalized, Gs, mode)
     manual = {i: (torch.zeros_like(args.values[i]) if g is None else g) for i, g in normalized.items()}
     if "autograd" in oracles:

@@ -167,11 +167,12 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
         magnitude = float(terms.abs().sum())
         propagated = float((cotangent.abs() * err).sum()) if err is not None else 0.0
         integer = exact and bool(torch.equal(terms, terms.round())) and magnitude < 2.0**53
-    else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory
+    else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory,
+        # and the terms' magnitude bounded by norms (no |f| in memory either)
         g, o = cotangent.reshape(-1), out64.reshape(-1)
         g_abs = cotangent_magnitude.reshape(-1) if cotangent_magnitude is not None else g.abs()
         value = float(torch.dot(g, o))
-        magnitude = float(torch.dot(g_abs, o.abs()))
+        magnitude = float(torch.linalg.vector_norm(g)) * float(torch.linalg.vector_norm(o))  # ≥ Σ|g·o| (Cauchy–Schwarz)
         propagated = float(torch.dot(g_abs, err.reshape(-1))) if err is not None else 0.0
         integer = False
     rounding = 0.0 if integer else gamma(max(out64.numel() * (2 if out64.is_complex() or cotangent.is_complex() else 1), 1), REFERENCE_DTYPE) * magnitude
