@@ -148,10 +148,9 @@ class Phi:
 
 
 def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *, exact: bool,
-        lost: Sequence[Tensor | None] | None = None, cotangent_magnitude: Tensor | None = None) -> Phi:
+        lost: Sequence[Tensor | None] | None = None) -> Phi:
     """Evaluate φ under the error model: ``Σ |G|·E_f`` plus the rounding of the final dot product;
-    ``lost``: how far each input element is from the exact point meant (an input error).
-    ``cotangent_magnitude``: ``|G|``, when the caller has it."""
+    ``lost``: how far each input element is from the exact point meant (an input error)."""
     mode = RunningError(exact=exact)
     mode.watch(*point)
     for t, e in zip(point, lost or ()):
@@ -170,15 +169,23 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
     else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory,
         # and the terms' magnitude bounded by norms (no |f| in memory either)
         g, o = cotangent.reshape(-1), out64.reshape(-1)
-        g_abs = cotangent_magnitude.reshape(-1) if cotangent_magnitude is not None else g.abs()
         value = float(torch.dot(g, o))
         magnitude = float(torch.linalg.vector_norm(g)) * float(torch.linalg.vector_norm(o))  # ≥ Σ|g·o| (Cauchy–Schwarz)
-        propagated = float(torch.dot(g_abs, err.reshape(-1))) if err is not None else 0.0
+        propagated = _weighted_sum(g, err.reshape(-1)) if err is not None else 0.0
         integer = False
     rounding = 0.0 if integer else gamma(max(out64.numel() * (2 if out64.is_complex() or cotangent.is_complex() else 1), 1), REFERENCE_DTYPE) * magnitude
     if not math.isfinite(value):
         propagated = math.inf
     return Phi(value, propagated + rounding, mode.degree(out), mode.decisions)
+
+
+WEIGHTED_SUM_CHUNK = 1 << 16
+
+
+def _weighted_sum(weights: Tensor, values: Tensor) -> float:
+    """``Σ |weights|·values`` over flat tensors, in chunks: no |weights| as large as the inputs in memory."""
+    return sum(float(torch.dot(weights[k:k + WEIGHTED_SUM_CHUNK].abs(), values[k:k + WEIGHTED_SUM_CHUNK]))
+               for k in range(0, weights.numel(), WEIGHTED_SUM_CHUNK))
 
 
 @dataclass(frozen=True)
@@ -303,9 +310,9 @@ def _shifted(inputs: Sequence[Tensor], delta: Sequence[Tensor | None], factor: f
 
 
 def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], delta: Sequence[Tensor | None], factor: float,
-            cotangent: Tensor, exact: bool, tiny: Sequence[Tensor | None] = (), cotangent_magnitude: Tensor | None = None) -> Phi:
+            cotangent: Tensor, exact: bool, tiny: Sequence[Tensor | None] = ()) -> Phi:
     point, lost = _shifted(inputs, delta, factor, tiny)
-    return phi(f, point, cotangent, exact=exact, lost=lost, cotangent_magnitude=cotangent_magnitude)
+    return phi(f, point, cotangent, exact=exact, lost=lost)
 
 
 def central_step(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], exact: bool) -> tuple[Tensor | None, ...]:
@@ -322,14 +329,13 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
     divided by 4, up to ``STEP_REFINEMENTS`` times, while that estimate exceeds the rounding part: the
     finest probe is kept, where the estimate is most trustworthy."""
     tiny = [None if d is None or exact else _below_fast_two_sum(x) for x, d in zip(inputs, delta)]
-    magnitude = None if exact or cotangent.is_complex() else cotangent.abs()
-    best = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
+    best = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny)
     for _ in range(0 if exact else STEP_REFINEMENTS):
         gap = best.truncation
         if best.crossed_kink or gap <= REFINE_ABOVE * abs(best.difference) or gap <= best.error - gap:
             break  # resolved, or rounding already dominates (a finer step would only add rounding)
         delta = tuple(None if d is None else d / 4 for d in delta)
-        finer = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny, cotangent_magnitude=magnitude)
+        finer = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny)
         if finer.crossed_kink:
             break
         best = finer  # the gap estimate holds better the smaller the step: the finer probe is kept
@@ -338,15 +344,15 @@ def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
 
 def _probe_with_delta(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
                       delta: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None,
-                      *, exact: bool, tiny: Sequence[Tensor | None] = (), cotangent_magnitude: Tensor | None = None) -> Probe:
-    plus, minus = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny, cotangent_magnitude) for s in (0.5, -0.5))
+                      *, exact: bool, tiny: Sequence[Tensor | None] = ()) -> Probe:
+    plus, minus = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny) for s in (0.5, -0.5))
     d1 = plus.value - minus.value
     e1 = plus.error + minus.error
     degree = max(plus.degree, minus.degree)
     kink = not same_decisions(plus.decisions, minus.decisions)
     if degree <= 2:
         return Probe(delta, d1, 1.0, e1 + _subtraction(d1, exact), element, kink, degree)
-    plus2, minus2 = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny, cotangent_magnitude) for s in (1.0, -1.0))
+    plus2, minus2 = (_phi_at(f, inputs, delta, s, cotangent, exact, tiny) for s in (1.0, -1.0))
     d2 = plus2.value - minus2.value
     kink = kink or not same_decisions(plus.decisions, plus2.decisions) or not same_decisions(minus.decisions, minus2.decisions)
     combined = 8 * d1 - d2  # = ⟨∇φ, 6·delta⟩ + O(h⁵): exact for polynomials of degree ≤ 4

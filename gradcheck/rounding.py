@@ -78,14 +78,23 @@ class ZeroError:
     withdraws the knowledge for all of them; until a view is taken the zeros are not even allocated
     (``lazy``: an expanded scalar)."""
 
-    __slots__ = ("holds",)
+    __slots__ = ("holds", "watched")
 
-    def __init__(self) -> None:
+    def __init__(self, watched: bool = False) -> None:
         self.holds = True
+        # An input's: its views stay lazy too (a transpose for a product costs no zeros). Written in
+        # place through one of them — an input changed under the mode — the views' bounds are unknown:
+        # read as infinite (``RunningError._readable``).
+        self.watched = watched
 
 
-def _zero_tracked(t: Tensor, degree: float, dtype: torch.dtype = F64, opaque: bool = False) -> Tracked:
-    return Tracked(torch.zeros((), dtype=dtype, device=t.device).expand(t.shape), degree, opaque, ZeroError())
+def _lazy(error: Tensor) -> bool:
+    """Whether an error tensor is an expanded scalar (a lazy zero), not memory of its own."""
+    return error.untyped_storage().nbytes() < error.numel() * error.element_size()
+
+
+def _zero_tracked(t: Tensor, degree: float, dtype: torch.dtype = F64, opaque: bool = False, watched: bool = False) -> Tracked:
+    return Tracked(torch.zeros((), dtype=dtype, device=t.device).expand(t.shape), degree, opaque, ZeroError(watched))
 
 
 def _known_zero(info: Tracked | None) -> bool:
@@ -119,7 +128,7 @@ class Call:
         if not isinstance(t, Tensor):
             return 0.0
         info = self.mode.info(t)
-        return 0.0 if info is None or _known_zero(info) else info.error
+        return 0.0 if info is None or _known_zero(info) else self.mode._readable(info)
 
     def deg(self, t: Any) -> float:
         if not isinstance(t, Tensor):
@@ -563,7 +572,8 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
         # Only the reduction indices where an operand carries an error contribute (a finite-difference
         # step's rounding: a few), so the product is thin.
         rows = _norms_along(A64, -1).mul_((1 + 1e-10) * c.mode.gamma(length)).unsqueeze(-1)
-        left, right = [rows, torch.ones_like(rows)], [_norms_along(B64, -2).unsqueeze(-2), torch.full((1, B64.shape[-1]), k * TINY64, dtype=F64, device=rows.device)]
+        tiny = torch.full((1, B64.shape[-1]), k * TINY64, dtype=F64, device=rows.device)
+        left, right = [rows, torch.ones_like(rows)], [_norms_along(B64, -2).unsqueeze(-2), tiny]
         if _nonzero(eA) or _nonzero(eB):
             eA, eB = _as_tensor(eA, A64).expand(A64.shape), _as_tensor(eB, B64).expand(B64.shape)
             used = ((eA.amax(0) != 0) | (eB.amax(1) != 0)).nonzero().flatten()  # errors are ≥ 0 (or NaN: != 0)
@@ -860,7 +870,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         """Mark inputs: exact values, polynomial degree 1 (the variables of the degree count)."""
         for t in tensors:
             if isinstance(t, Tensor):
-                self._tracked[t] = _zero_tracked(t, degree)
+                self._tracked[t] = _zero_tracked(t, degree, watched=True)
 
     def set_error(self, t: Tensor, error: Tensor, copy: bool = True) -> None:
         """Declare an input known only to within ``error`` (elementwise). ``copy=False``: the mode may keep
@@ -875,7 +885,16 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
     def error(self, t: Tensor) -> Tensor | None:
         """The bound on ``|t − exact|``; None for a tensor this mode never saw made (not traced)."""
         info = self._tracked.get(t)
-        return None if info is None or info.opaque else info.error.to(t.device)
+        return None if info is None or info.opaque else self._readable(info).to(t.device)
+
+    @staticmethod
+    def _readable(info: Tracked) -> Tensor:
+        """``info.error``, or an infinite bound for a lazy zero that no longer holds (see ZeroError)."""
+        zero = info.zero
+        if zero is not None and not zero.holds and _lazy(info.error):
+            return torch.full(info.error.shape, math.inf if info.error.dtype != torch.bool else True, dtype=info.error.dtype,
+                              device=info.error.device)
+        return info.error
 
     def degree(self, t: Tensor) -> float:
         info = self._tracked.get(t)
@@ -934,7 +953,10 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                 return a
             s = _wide(a)
             info = self._tracked.get(a)
-            self._tracked[s] = Tracked(info.error, info.degree, zero=info.zero) if info is not None else _zero_tracked(a, 0.0)
+            if info is None or _known_zero(info):
+                self._tracked[s] = _zero_tracked(s, info.degree if info is not None else 0.0)
+            else:
+                self._tracked[s] = Tracked(self._readable(info), info.degree)
             return s
 
         shadow_args, shadow_kwargs = tree_map(shadow, args), tree_map(shadow, kwargs)
@@ -1067,9 +1089,9 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                     info = Tracked(torch.zeros(a.shape, dtype=torch.bool if a.dtype == torch.bool else F64, device=a.device), 0.0,
                                    zero=ZeroError())
                     self._tracked[a] = info
-                elif _known_zero(info) and info.error.untyped_storage().nbytes() < info.error.numel() * info.error.element_size():
+                elif _known_zero(info) and not (info.zero.watched and eager is None) and _lazy(info.error):  # type: ignore[union-attr]
                     info.error = torch.zeros(a.shape, dtype=info.error.dtype, device=a.device)  # a lazy zero, now viewed
-                return info.error
+                return self._readable(info)
             fill_value = func._overloadpacket in _FILLS and a is args[-1]
             if isinstance(a, (float, complex)) or (isinstance(a, int) and not isinstance(a, bool) and fill_value):
                 return 0 if isinstance(a, int) else 0.0  # a filled-in constant is exact
@@ -1084,10 +1106,15 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             return substitute(a)
 
         complex_view = _COMPLEX_VIEWS.get(func._overloadpacket)
+        eager = complex_view  # a view that changes dtype: an input's zeros are made first
         if complex_view is not None:
             errors = complex_view(substitute(args[0]))
         else:
-            errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
+            try:
+                errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
+            except RuntimeError:  # an input's lazy zeros cannot take this view (as_strided): made, then viewed
+                eager = func
+                errors = func(*[substitute_all(a) for a in args], **{k: substitute_all(v) for k, v in new_kwargs.items()})
         degree = max(degrees, default=0.0)
         sources = [self._tracked.get(a) for a in _leaves(args) if isinstance(a, Tensor) and _float_like(a)]
         opaque = bool(sources) and all(info is not None and info.opaque for info in sources)
