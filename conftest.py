@@ -9,6 +9,8 @@ for these tests. Projects that merely have gradcheck installed keep hypothesis's
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import settings
 
@@ -23,6 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:  # one xdist worker per core already: torch's own threads on top would oversubscribe them
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     if requested_profile(config) is None:
         register_profiles()
         settings.load_profile("gradcheck-ci" if settings.get_current_profile_name() == "ci" else "gradcheck-dev")

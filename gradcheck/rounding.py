@@ -1118,14 +1118,18 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         degree = max(degrees, default=0.0)
         sources = [self._tracked.get(a) for a in _leaves(args) if isinstance(a, Tensor) and _float_like(a)]
         opaque = bool(sources) and all(info is not None and info.opaque for info in sources)
-        # zeros moved about stay zeros: a view shares its source's knowledge (and loses it with it)
-        zero = sources[0].zero if sources and all(_known_zero(info) for info in sources) and sources[0] is not None else None
+        # zeros moved about stay zeros: a view shares its source's knowledge (and loses it with it), anything
+        # else (a gather, a concatenation, new zeros of a source's kind) knows it on its own
+        all_zero = bool(sources) and all(_known_zero(info) for info in sources)
+        source = next((a for a in _leaves(args) if isinstance(a, Tensor) and _float_like(a)), None)
         outs = out if isinstance(out, (tuple, list)) else [out]
         errs = errors if isinstance(errors, (tuple, list)) else [errors]
         for o, e in zip(outs, errs):
             if isinstance(o, Tensor) and isinstance(e, Tensor):
                 if not (_float_like(o) or o.dtype == torch.bool):
                     e = torch.zeros(o.shape, dtype=F64, device=o.device)
+                shares = source is not None and o.untyped_storage().data_ptr() == source.untyped_storage().data_ptr()
+                zero = (sources[0].zero if shares else ZeroError()) if all_zero and sources[0] is not None else None
                 self._assign(o, e, degree, func._overloadpacket.__name__.endswith("_"), zero)
                 if opaque:
                     self._tracked.get(o).opaque = True  # type: ignore[union-attr]  # _assign has just tracked o

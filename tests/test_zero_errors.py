@@ -59,3 +59,21 @@ def test_an_exact_op_on_inputs_is_a_lazy_zero():
     out, mode = _traced(lambda t: -t, x)
     assert _lazy(mode.info(out).error) and torch.equal(mode.error(out), torch.zeros(2, dtype=F64))
     assert not math.isinf(float(mode.error(out).max()))
+
+
+def test_new_zeros_made_from_an_input_are_their_own_and_filling_them_leaves_the_input_exact():
+    """A blocked kernel's accumulator: new zeros of an input's kind, filled tile by tile through views.
+    Writing into them is no write into the input (whose views must keep a zero error, not lose it)."""
+    g = torch.Generator().manual_seed(1)
+    A, G = torch.randn(3, 17, generator=g, dtype=F64), torch.randn(3, 2, generator=g, dtype=F64)
+
+    def blocked(a, gg):
+        X = a.mT
+        out = X.new_zeros(17, 2)
+        for start in range(0, 17, 8):
+            out[start:start + 8] += X[start:start + 8] @ gg
+        return out
+
+    out, mode = _traced(blocked, A, G)
+    e = mode.error(out)
+    assert bool(torch.isfinite(e).all()) and float(e.max()) < 1e-14 and bool((e > 0).all())
