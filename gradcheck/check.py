@@ -306,7 +306,7 @@ def _compare_values(report: Report, reference: Callable[..., Any], args: Argumen
     """``outs``: [f's outputs at the inputs], when f is the reference (in float64 already, they are its
     outputs at the upcast inputs: not computed again); taken out of the list, so that they are freed."""
     flat = args.flat(reference)
-    xs = upcast(args.tensors, copy=False)  # args: the harness's own copies of the inputs
+    xs = upcast(args.tensors, copy=False)  # the inputs as they were (the oracles read them, never write)
     G64 = flatten_outputs(tuple(g.detach().to(reference_dtype(g.dtype)) for g in Gs if g is not None))
     if outs and all(t.dtype == reference_dtype(t.dtype) for t in args.tensors):
         out64 = outs.pop()

@@ -478,6 +478,7 @@ def test_tensors_replay_the_same_values_for_the_same_choices():
 def test_operand_strategies_built_from_shapes_are_named_after_them_and_pass_their_options():
     made = S._operands_of(S.mm_shapes)
     assert made.__name__ == made.__qualname__ == "mm_operands" and "``mm_shapes``" in made.__doc__
+    assert made.__doc__.endswith("keyword arguments (``min_side``, ``max_side``, and the batch limits where it has them).")
     ops = _samples(made(dtype=torch.float32, device="cpu", max_side=2), n=40)
     assert all(t.dtype == torch.float32 and t.device.type == "cpu" and max(t.shape, default=0) <= 2 for ab in ops for t in ab)
     assert all(torch.equal(t, t.round()) for ab in _samples(made(exact=True, max_side=3), n=30) for t in ab)
