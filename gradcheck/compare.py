@@ -43,20 +43,23 @@ def element_comparison(index: int | None, name: str, oracle: str, exact: bool, a
         return Comparison(index, name, oracle, exact, 0.0, 0.0, "-", math.nan, math.nan, 0.0, 0.0)
     a = actual.detach().to(reference_dtype(expected.dtype)).reshape(expected.shape)
     error = (a - expected).abs() if expected.is_complex() else torch.sub(a, expected).abs_()
-    if not all_finite(error):  # non-finite values: decided element by element
-        error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
-        error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
     bound = bound.to(F64)
     if not all_finite(bound):
         bound = torch.nan_to_num(bound, nan=math.inf, posinf=math.inf)  # never a NaN bound
     bound = bound.expand(expected.shape)
-    ratio = error_ratio(error, bound)
+    ratio = error / bound
+    if not all_finite(ratio):  # finite ratios (the usual case) mean finite errors: else decided element by element
+        error = torch.where(torch.isfinite(a) | (a == expected), error, torch.full_like(error, math.inf))
+        error = torch.where(a == expected, torch.zeros_like(error), error)  # equal infinities are no error
+        ratio = error_ratio(error, bound)
     flat = int(torch.argmax(ratio.reshape(-1)))
     where = tuple(int(j) for j in torch.unravel_index(torch.tensor(flat), expected.shape)) if expected.ndim else ()
     e, x, b = float(error[where]), expected[where].item(), float(bound[where])
-    magnitude = expected.abs()
-    relative = torch.div(bound, magnitude, out=magnitude)  # bound/0 is inf (no relative power there), or NaN for
-    power = float(relative.nan_to_num_(nan=math.inf, posinf=math.inf).min())  # 0/0: both mean none
+    # bound/0 is inf (no relative power there), or NaN for 0/0: both mean none
+    relative = torch.div(bound, expected).abs_() if not expected.is_complex() else bound / expected.abs()
+    power = float(relative.amin())
+    if math.isnan(power):
+        power = float(relative.nan_to_num_(nan=math.inf, posinf=math.inf).min())
     # no power anywhere: every bound infinite, or positive and at least its value — only possible when power ≥ 1
     no_power = power >= 1 and bool((torch.isinf(bound) | (bound >= expected.abs()) & (bound > 0)).all())
     return Comparison(
