@@ -532,6 +532,7 @@ def _extremum(c: Call) -> tuple[Any, Any, float]:
 
 
 _vector_norm: Callable[..., Tensor] = torch.linalg.vector_norm  # typed: torch's stub returns Any
+NORM_BLOCK = 1 << 15  # elements squared at a time for norms across rows
 
 
 def _norms_bound(A: Tensor, B: Tensor, func: Any, scale: float = 1.0) -> Tensor:
@@ -553,7 +554,12 @@ def _norms_along(t: Tensor, dim: int) -> Tensor:
     if t.stride(dim) == 1 or t.shape[dim] <= 1:
         return _vector_norm(t, dim=dim)
     magnitude = t.abs() if t.is_complex() else t
-    return (magnitude * magnitude).sum(dim).sqrt_()
+    if magnitude.numel() <= NORM_BLOCK:
+        return (magnitude * magnitude).sum(dim).sqrt_()
+    total = torch.zeros((), dtype=magnitude.dtype, device=magnitude.device)
+    for block in magnitude.split(max(1, NORM_BLOCK // max(magnitude.numel() // magnitude.shape[dim], 1)), dim):
+        total = total + (block * block).sum(dim)  # squares of a block at a time: in cache, no full-size temporary
+    return total.sqrt_()
 
 
 def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor, float]:
