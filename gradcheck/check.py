@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from gradcheck.arguments import Arguments, call_forward, flatten_outputs, name_of, validate_inputs
+from gradcheck.arguments import Arguments, call_forward, flatten_outputs, floating_outputs, name_of, output_tensors, validate_inputs
 from gradcheck.compare import element_comparison, probe_comparison
 from gradcheck.contracts import CONTRACTS, as_tuple, check_structure, count_problem, normalized_error
 from gradcheck.devices import full_precision
@@ -29,6 +29,8 @@ from gradcheck.functions import forward_body, raw_backward, require_function
 from gradcheck.oracles import (
     OracleUnavailable,
     Reference,
+    TracedForward,
+    autograd_forward,
     autograd_reference,
     finite_difference_probes,
     nudged_references,
@@ -147,7 +149,8 @@ def check_vjp(
     if contract not in CONTRACTS:
         raise GradcheckError(f"contract: expected one of {CONTRACTS}, got {contract!r}")
     args = validate_inputs(inputs, names)
-    outs = call_forward(f, args.values)
+    forward = _autograd_forward_first(f, args, exact, probabilistic) if reference is None and "autograd" in oracles else None
+    outs = (forward_outputs(forward) if forward is not None else None) or call_forward(f, args.values)
     Gs = _cotangents(outs, cotangent, exact=exact, seed=seed)
     if exact:
         _require_exact(args, Gs)
@@ -161,13 +164,39 @@ def check_vjp(
     del outs
     with full_precision():
         _run_checks(report, vjp, reference or f, args, Gs, exact=exact, oracles=tuple(oracles), seed=seed,
-                    probabilistic=probabilistic, contract=contract, outs=known_outs)
+                    probabilistic=probabilistic, contract=contract, outs=known_outs, forward=forward)
     if probabilistic is not None:
         report.notes.append(f"probabilistic bound (Higham & Mary), λ = {probabilistic:g}: each bound may fail with "
                             f"probability ≤ {failure_probability(probabilistic, F64):.2g}")
     if not report.ok:
         report.reproducer = _replay(f, vjp, args, Gs, exact=exact, contract=contract, label=label)
     return report
+
+
+def forward_outputs(forward: TracedForward) -> tuple[Tensor, ...] | None:
+    """What f returned in the traced forward, detached — None unless tensors, some of them floating."""
+    outs = output_tensors(forward.result)
+    if not outs or not all(isinstance(o, Tensor) for o in outs) or not floating_outputs(forward.result):
+        return None
+    return tuple(o.detach() for o in outs)
+
+
+def _autograd_forward_first(f: Callable[..., Any], args: Arguments, exact: bool, probabilistic: float | None) -> TracedForward | None:
+    """For inputs already in float64 (complex128), the autograd oracle's traced forward doubles as the
+    forward that tells the outputs' shapes: f runs once where it ran twice. None where that does not
+    apply — other dtypes, or an f that fails, returns no floating tensors, or is not differentiable
+    there (the plain forward then says what is wrong, or the oracle later does)."""
+    if not all(t.dtype == reference_dtype(t.dtype) for t in args.tensors):
+        return None
+    try:
+        with full_precision():
+            forward = autograd_forward(lambda *ts: f(*args.with_tensors(ts)), upcast(args.tensors, copy=False),
+                                       exact=exact, probabilistic=probabilistic, flatten=flatten_outputs)
+        if forward_outputs(forward) is None or not isinstance(forward.output, Tensor) or not forward.output.requires_grad:
+            return None
+    except Exception:  # noqa: BLE001 - reported by the plain forward that follows, as it always was
+        return None
+    return forward
 
 
 def _replay(f: Callable[..., Any], vjp: Callable[..., Any], args: Arguments, Gs: Sequence[Tensor | None], *, exact: bool, contract: str,
@@ -205,7 +234,7 @@ def _clone(v: Any) -> Any:
 
 def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[..., Any], args: Arguments, Gs: Sequence[Tensor | None], *,
                 exact: bool, oracles: Sequence[str], seed: int, probabilistic: float | None, contract: str,
-                outs: list[tuple[Tensor, ...]] | None = None) -> None:
+                outs: list[tuple[Tensor, ...]] | None = None, forward: TracedForward | None = None) -> None:
     # what the inputs and cotangents held (copies, never handed to user code; fingerprints when large)
     snapshots = [Snapshot.of(v) if isinstance(v, Tensor) else None for v in args.values]
     G_snapshots = [Snapshot.of(g) if g is not None else None for g in Gs]
@@ -262,8 +291,9 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
     frozen = Arguments(values, args.names, args.diff)
     oracle_Gs = original_Gs if cotangent_mutated else Gs
     del originals, original_Gs
-    _compare_values(report, reference, frozen, grads, structure.grads, oracle_Gs, mode,
-                    exact=exact, oracles=oracles, seed=seed, probabilistic=probabilistic, outs=outs)
+    _compare_values(report, reference, frozen, grads, structure.grads, oracle_Gs, mode, exact=exact, oracles=oracles,
+                    seed=seed, probabilistic=probabilistic, outs=outs,
+                    forward=None if mutated else forward)  # built on the inputs' memory: not if the vjp wrote there
 
 
 def _manual_errors(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
@@ -302,11 +332,13 @@ def _manual_errors(report: Report, reference: Callable[..., Any], args: Argument
 
 def _compare_values(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],
                     Gs: Sequence[Tensor | None], mode: RunningError, *, exact: bool, oracles: Sequence[str], seed: int,
-                    probabilistic: float | None, outs: list[tuple[Tensor, ...]] | None = None) -> None:
+                    probabilistic: float | None, outs: list[tuple[Tensor, ...]] | None = None,
+                    forward: TracedForward | None = None) -> None:
     """``outs``: [f's outputs at the inputs], when f is the reference (in float64 already, they are its
     outputs at the upcast inputs: not computed again); taken out of the list, so that they are freed."""
     flat = args.flat(reference)
-    xs = upcast(args.tensors, copy=False)  # the inputs as they were (the oracles read them, never write)
+    # the inputs as they were (the oracles read them, never write); the traced forward's own when it ran first
+    xs = tuple(leaf.detach() for leaf in forward.leaves) if forward is not None else upcast(args.tensors, copy=False)
     G64 = flatten_outputs(tuple(g.detach().to(reference_dtype(g.dtype)) for g in Gs if g is not None))
     if outs and all(t.dtype == reference_dtype(t.dtype) for t in args.tensors):
         out64 = outs.pop()
@@ -325,7 +357,7 @@ def _compare_values(report: Report, reference: Callable[..., Any], args: Argumen
     manual = {i: (torch.zeros_like(args.values[i]) if g is None else g) for i, g in normalized.items()}
     if "autograd" in oracles:
         try:
-            ref = autograd_reference(flat, xs, G64, exact=exact, probabilistic=probabilistic)
+            ref = autograd_reference(flat, xs, G64, exact=exact, probabilistic=probabilistic, forward=forward)
         except OracleUnavailable as exc:
             report.notes.append(f"autograd oracle unavailable: {exc}")
         else:

@@ -20,6 +20,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -74,22 +75,42 @@ class Reference:
     overflows: list[str] = field(default_factory=list)
 
 
-def autograd_reference(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, *, exact: bool = False,
-                       probabilistic: float | None = None) -> Reference:
-    """``Jᵀ·G`` for every input by ``torch.autograd.grad`` on ``f``, traced; an input ``f`` ignores gets zeros.
-    The leaves share the inputs' memory (autograd refuses to write into a leaf that requires grad)."""
+@dataclass
+class TracedForward:
+    """Autograd's forward of ``f``, traced and kept for its backward: the leaves (sharing the inputs'
+    memory: autograd refuses to write into a leaf that requires grad), the mode, what ``f`` returned
+    and the tensor autograd differentiates (``flatten`` of it), and the kinks the point sits on."""
+
+    leaves: tuple[Tensor, ...]
+    mode: RunningError
+    result: Any
+    output: Any
+    kinks: list[str]
+
+
+def autograd_forward(f: Callable[..., Any], inputs: Sequence[Tensor], *, exact: bool = False, probabilistic: float | None = None,
+                     flatten: Callable[[Any], Any] = lambda out: out) -> TracedForward:
     leaves = tuple(t.detach().requires_grad_(True) for t in inputs)
     mode = RunningError(exact=exact, probabilistic=probabilistic)
     mode.watch(*leaves)
-    with torch.enable_grad():
-        with mode:
-            out = f(*leaves)
-        if not isinstance(out, Tensor) or not out.requires_grad:
-            raise OracleUnavailable("the forward's output is not connected to its inputs in autograd's graph")
-        kinks = mode.at_kink()
-        mode.record_decisions = False
-        with mode:
-            grads = torch.autograd.grad(out, leaves, cotangent, allow_unused=True)
+    with torch.enable_grad(), mode:
+        result = f(*leaves)
+        output = flatten(result)
+    return TracedForward(leaves, mode, result, output, mode.at_kink())
+
+
+def autograd_reference(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor, *, exact: bool = False,
+                       probabilistic: float | None = None, forward: TracedForward | None = None) -> Reference:
+    """``Jᵀ·G`` for every input by ``torch.autograd.grad`` on ``f``, traced; an input ``f`` ignores gets zeros.
+    ``forward``: ``autograd_forward`` of ``f`` at ``inputs``, when it has been run already."""
+    forward = forward if forward is not None else autograd_forward(f, inputs, exact=exact, probabilistic=probabilistic)
+    leaves, mode, out, kinks = forward.leaves, forward.mode, forward.output, forward.kinks
+    if not isinstance(out, Tensor) or not out.requires_grad:
+        raise OracleUnavailable("the forward's output is not connected to its inputs in autograd's graph")
+    mode.record_decisions = False
+    with torch.enable_grad(), mode:
+        grads = torch.autograd.grad(out, leaves, cotangent, allow_unused=True)
+    forward.result = forward.output = None  # single use: the graph goes now, not when the caller lets go
     values, errors = [], []
     for x, g in zip(leaves, grads):
         if g is None:
@@ -214,13 +235,13 @@ class Probe:
 _EXPONENT_BITS = 0x7FF0000000000000  # of a float64: with the mantissa cleared, a positive x is 2^floor(log2 x)
 
 
-def _steps(x: Tensor, exact: bool) -> Tensor:
+def _steps(x: Tensor, exact: bool, magnitude: Tensor | None = None) -> Tensor:
     """Exact mode: 1. Otherwise a power of two near ``u^(1/3)·max(1, |x|)``, so ``x ± h`` loses
     little, and the rounding error of φ, divided by h, balances truncation. (The power of two below the
-    target: its exponent bits, in one pass.)"""
+    target: its exponent bits, in one pass.) ``magnitude``: ``|x|``, a fresh tensor the steps may be made in."""
     if exact:
         return torch.ones_like(x)
-    target = x.abs().clamp_(min=1.0).mul_(torch.finfo(REFERENCE_DTYPE).eps ** (1 / 3))
+    target = (x.abs() if magnitude is None else magnitude).clamp_(min=1.0).mul_(torch.finfo(REFERENCE_DTYPE).eps ** (1 / 3))
     return target.view(torch.int64).bitwise_and_(_EXPONENT_BITS).view(REFERENCE_DTYPE)
 
 
@@ -269,12 +290,13 @@ def _two_sum_error(a: Tensor, b: Tensor, s: Tensor) -> Tensor:
     return (a - (s - b_virtual)) + (b - b_virtual)
 
 
-def _below_fast_two_sum(x: Tensor) -> Tensor | None:
+def _below_fast_two_sum(x: Tensor, magnitude: Tensor | None = None) -> Tensor | None:
     """The flat indices of the elements of ``x`` whose steps may outsize them (``0 < |x| < 2⁻¹⁴``), where
-    FastTwoSum does not hold; None where it cannot be used at all (complex or non-contiguous ``x``)."""
+    FastTwoSum does not hold; None where it cannot be used at all (complex or non-contiguous ``x``).
+    ``magnitude``: ``|x|``, when the caller has it."""
     if x.is_complex() or not x.is_contiguous():
         return None
-    magnitude = x.reshape(-1).abs()
+    magnitude = (x.abs() if magnitude is None else magnitude).reshape(-1)
     return ((magnitude < FAST_TWO_SUM_FLOOR) & (magnitude > 0)).nonzero().reshape(-1)
 
 
@@ -315,20 +337,36 @@ def _phi_at(f: Callable[..., Tensor], inputs: Sequence[Tensor], delta: Sequence[
     return phi(f, point, cotangent, exact=exact, lost=lost)
 
 
-def central_step(inputs: Sequence[Tensor], direction: Sequence[Tensor | None], exact: bool) -> tuple[Tensor | None, ...]:
-    """The span ``δ = 2h·v`` of a central difference along ``v`` (exact: h is a power of two, see ``_steps``)."""
-    return tuple(None if v is None else torch.mul(_steps(x, exact), v).mul_(2) for x, v in zip(inputs, direction))
+def central_step(inputs: Sequence[Tensor], direction: Sequence[Tensor | None],
+                 exact: bool) -> tuple[tuple[Tensor | None, ...], list[Tensor | None]]:
+    """The span ``δ = 2h·v`` of a central difference along ``v`` (exact: h is a power of two, see ``_steps``),
+    and per moving input the elements where FastTwoSum does not hold (``_below_fast_two_sum``): both from
+    one ``|x|``."""
+    deltas: list[Tensor | None] = []
+    tiny: list[Tensor | None] = []
+    for x, v in zip(inputs, direction):
+        if v is None:
+            deltas.append(None)
+            tiny.append(None)
+            continue
+        magnitude = None if exact or x.is_complex() else x.abs()
+        tiny.append(None if magnitude is None else _below_fast_two_sum(x, magnitude))
+        h = _steps(x, exact, magnitude)  # (made in magnitude's memory)
+        deltas.append(h.mul_(v).mul_(2) if not v.is_complex() else torch.mul(h, v).mul_(2))
+    return tuple(deltas), tiny
 
 
 def probe(f: Callable[..., Tensor], inputs: Sequence[Tensor], cotangent: Tensor,
-          delta: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool) -> Probe:
+          delta: tuple[Tensor | None, ...], element: tuple[int, tuple[int, ...]] | None, *, exact: bool,
+          tiny: Sequence[Tensor | None] | None = None) -> Probe:
     """A central difference spanning ``delta`` (``central_step``); Richardson-extrapolated unless the traced forward
     shows ``f`` at most quadratic in the moving inputs. Where the extrapolation's own error estimate is
     not small beside the difference — the step outran the scale on which ``f`` varies (a normalization
     of a nearly constant column varies on the scale of √eps, however large its inputs) — the step is
     divided by 4, up to ``STEP_REFINEMENTS`` times, while that estimate exceeds the rounding part: the
     finest probe is kept, where the estimate is most trustworthy."""
-    tiny = [None if d is None or exact else _below_fast_two_sum(x) for x, d in zip(inputs, delta)]
+    if tiny is None:
+        tiny = [None if d is None or exact else _below_fast_two_sum(x) for x, d in zip(inputs, delta)]
     best = _probe_with_delta(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny)
     for _ in range(0 if exact else STEP_REFINEMENTS):
         gap = best.truncation
@@ -377,9 +415,9 @@ def finite_difference_probes(f: Callable[..., Tensor], inputs: Sequence[Tensor],
     found = []
     while pending:  # each direction dropped once its step is made: a probe keeps δ, not the direction too
         direction, element = pending.pop()
-        delta = central_step(inputs, direction, exact)
+        delta, tiny = central_step(inputs, direction, exact)
         del direction
-        found.append(probe(f, inputs, cotangent, delta, element, exact=exact))
+        found.append(probe(f, inputs, cotangent, delta, element, exact=exact, tiny=tiny))
         del delta
     return found
 

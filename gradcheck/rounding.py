@@ -557,7 +557,8 @@ def _norms_along(t: Tensor, dim: int) -> Tensor:
     if magnitude.numel() <= NORM_BLOCK:
         return (magnitude * magnitude).sum(dim).sqrt_()
     total = torch.zeros((), dtype=magnitude.dtype, device=magnitude.device)
-    for block in magnitude.split(max(1, NORM_BLOCK // max(magnitude.numel() // magnitude.shape[dim], 1)), dim):
+    rows_per_block = max(1, NORM_BLOCK // max(magnitude.numel() // magnitude.shape[dim], 1))
+    for block in torch.split(magnitude, rows_per_block, dim):
         total = total + (block * block).sum(dim)  # squares of a block at a time: in cache, no full-size temporary
     return total.sqrt_()
 

@@ -72,3 +72,20 @@ def test_a_large_input_written_by_the_vjp_is_reported_and_its_values_not_compare
     assert not report.ok and any(p.check == "mutated" and p.input_index == 0 for p in report.problems)
     assert any("values not compared" in n for n in report.notes)
     assert gradcheck.check_vjp(torch.mm, gradcheck.rules.mm_vjp, (A.clone(), B)).ok  # and the correct one passes
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_a_small_input_written_by_the_vjp_is_judged_on_its_values_as_they_were(dtype):
+    """In float64 autograd's forward runs before the vjp, on the inputs' memory: a vjp that writes there
+    must not change what the oracles answer (they start again from the copies)."""
+    g = torch.Generator().manual_seed(4)
+    A, B = torch.randn(3, 4, generator=g, dtype=dtype), torch.randn(4, 2, generator=g, dtype=dtype)
+
+    def vjp_that_triples_its_input(a, b, G):
+        dA, dB = G @ b.mT, a.mT @ G
+        a.mul_(3)
+        return dA, dB
+
+    report = gradcheck.check_vjp(torch.mm, vjp_that_triples_its_input, (A.clone(), B))
+    assert [p.input_index for p in report.problems if p.check == "mutated"] == [0]
+    assert report.comparisons and all(c.ok for c in report.comparisons), str(report)  # right for the inputs as given
