@@ -238,6 +238,7 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
     # what the inputs and cotangents held (copies, never handed to user code; fingerprints when large)
     snapshots = [Snapshot.of(v) if isinstance(v, Tensor) else None for v in args.values]
     G_snapshots = [Snapshot.of(g) if g is not None else None for g in Gs]
+    versions = [t._version for t in args.tensors]  # an in-place write bumps them, even one that restores the values
     mode = RunningError(exact=exact, probabilistic=probabilistic)
     mode.watch(*args.tensors, *(g for g in Gs if g is not None))
     grads, raised = _call_vjp(vjp, args.values, Gs, mode)
@@ -249,9 +250,12 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
     cotangent_mutated = any(snap is not None and g is not None and not snap.unchanged(g) for g, snap in zip(Gs, G_snapshots))
     if cotangent_mutated:
         report.problems.append(Problem("mutated", "the cotangent left unchanged", "modified in place"))
-    originals = [v if snap is None else snap.copy for v, snap in zip(args.values, snapshots)]
-    original_Gs = [g if snap is None else snap.copy for g, snap in zip(Gs, G_snapshots)]
+    # what they held: the copies, or — fingerprinted and found unchanged — the tensors themselves
+    originals = [v if snap is None or (snap.copy is None and i not in mutated) else snap.copy
+                 for i, (v, snap) in enumerate(zip(args.values, snapshots))]
+    original_Gs = [g if snap is None or (snap.copy is None and not cotangent_mutated) else snap.copy for g, snap in zip(Gs, G_snapshots)]
     copies_kept = all(snap is None or snap.copy is not None for snap in (*snapshots, *G_snapshots))
+    written = bool(mutated) or any(t._version != v for t, v in zip(args.tensors, versions))
     del snapshots, G_snapshots
     wrong_count = count_problem(grads, args)
     if wrong_count is not None:
@@ -265,7 +269,10 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
     # traced call, since torch may take another kernel path when a dispatch mode is active (a batched
     # matmul folded differently rounds differently). Past DETERMINISM_MAX_ELEMENTS two more full
     # backwards would dominate the cost of the check.
-    if sum(t.numel() for t in args.tensors) > DETERMINISM_MAX_ELEMENTS:
+    lost = (bool(mutated) or cotangent_mutated) and not copies_kept  # written into, and too large to have been copied
+    if lost:
+        pass  # the check has failed already (the inputs were modified); nothing left to call the vjp on again
+    elif sum(t.numel() for t in args.tensors) > DETERMINISM_MAX_ELEMENTS:
         report.notes.append(f"determinism not checked (two more calls) above {DETERMINISM_MAX_ELEMENTS} input elements")
     else:
         calls = [_call_vjp(vjp, [_clone(o) for o in originals], [_clone(g) for g in original_Gs], None) for _ in range(2)]
@@ -284,7 +291,7 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
                                        "; ".join(mode.overflows[:3])))
     # the oracles see the values as they were: the copies where the vjp wrote into them, else the
     # tensors themselves (the copies freed: they would double what a large check holds)
-    if (mutated or cotangent_mutated) and not copies_kept:
+    if lost:
         report.notes.append("values not compared: the vjp wrote into its inputs, which were too large to keep copies of")
         return
     values = tuple(originals) if mutated else args.values
@@ -293,7 +300,7 @@ def _run_checks(report: Report, vjp: Callable[..., Any], reference: Callable[...
     del originals, original_Gs
     _compare_values(report, reference, frozen, grads, structure.grads, oracle_Gs, mode, exact=exact, oracles=oracles,
                     seed=seed, probabilistic=probabilistic, outs=outs,
-                    forward=None if mutated else forward)  # built on the inputs' memory: not if the vjp wrote there
+                    forward=None if written else forward)  # built on the inputs' memory: not if the vjp wrote there
 
 
 def _manual_errors(report: Report, reference: Callable[..., Any], args: Arguments, raw: Sequence[Any], normalized: dict[int, Tensor | None],

@@ -44,8 +44,9 @@ class OracleUnavailable(Exception):
 
 def upcast(tensors: Sequence[Tensor], copy: bool = True) -> tuple[Tensor, ...]:
     """Contiguous float64 (complex128) copies, detached from any graph. Upcasting is exact for every dtype.
-    ``copy=False``: a tensor already so is returned as it is (for tensors the caller owns)."""
-    return tuple(t.detach().to(reference_dtype(t.dtype), copy=copy).contiguous() for t in tensors)
+    ``copy=False``: a tensor already so is returned as it is (for tensors the caller owns), unless made
+    under ``torch.inference_mode`` (autograd cannot take it as a leaf)."""
+    return tuple(t.detach().to(reference_dtype(t.dtype), copy=copy or t.is_inference()).contiguous() for t in tensors)
 
 
 def _parts(t: Tensor) -> Tensor:
@@ -187,11 +188,10 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
         magnitude = float(terms.abs().sum())
         propagated = float((cotangent.abs() * err).sum()) if err is not None else 0.0
         integer = exact and bool(torch.equal(terms, terms.round())) and magnitude < 2.0**53
-    else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory,
-        # and the terms' magnitude bounded by norms (no |f| in memory either)
+    else:  # dot products: the same sums (in another order, which γ_n covers) without their terms in memory
         g, o = cotangent.reshape(-1), out64.reshape(-1)
         value = float(torch.dot(g, o))
-        magnitude = float(torch.linalg.vector_norm(g)) * float(torch.linalg.vector_norm(o))  # ≥ Σ|g·o| (Cauchy–Schwarz)
+        magnitude = _weighted_sum(g, o, absolute=True)
         propagated = _weighted_sum(g, err.reshape(-1)) if err is not None else 0.0
         integer = False
     rounding = 0.0 if integer else gamma(max(out64.numel() * (2 if out64.is_complex() or cotangent.is_complex() else 1), 1), REFERENCE_DTYPE) * magnitude
@@ -203,9 +203,11 @@ def phi(f: Callable[..., Tensor], point: Sequence[Tensor], cotangent: Tensor, *,
 WEIGHTED_SUM_CHUNK = 1 << 16
 
 
-def _weighted_sum(weights: Tensor, values: Tensor) -> float:
-    """``Σ |weights|·values`` over flat tensors, in chunks: no |weights| as large as the inputs in memory."""
-    return sum(float(torch.dot(weights[k:k + WEIGHTED_SUM_CHUNK].abs(), values[k:k + WEIGHTED_SUM_CHUNK]))
+def _weighted_sum(weights: Tensor, values: Tensor, absolute: bool = False) -> float:
+    """``Σ |weights|·values`` (``|values|`` with ``absolute``) over flat tensors, in chunks: no |weights|
+    as large as the inputs in memory."""
+    return sum(float(torch.dot(weights[k:k + WEIGHTED_SUM_CHUNK].abs(),
+                               values[k:k + WEIGHTED_SUM_CHUNK].abs() if absolute else values[k:k + WEIGHTED_SUM_CHUNK]))
                for k in range(0, weights.numel(), WEIGHTED_SUM_CHUNK))
 
 

@@ -4,9 +4,9 @@ Small tensors are copied: the check reruns the vjp on the copies (determinism) a
 oracles when the vjp did write into its inputs. Large ones — where a copy of every input and cotangent
 would be a large part of what a check holds — keep a fingerprint instead, computed in chunks without
 a second copy: a wrapping 64-bit sum of each element's bits times an odd weight (any single changed
-bit changes it), with the chunks chained through a multiplicative hash, beside a float64 weighted sum
-of the values (which catches what the bit sum is blind to: two elements swapping sign). Unrelated
-writes agree with both only by a 2⁻⁶⁴-scale coincidence.
+bit changes it; high bits are folded into low ones first, so that two sign flips do not cancel), with
+the chunks chained through a multiplicative hash, beside a float64 weighted sum of the values. A write
+that agrees with both is a coincidence of hash collisions; the layout (shape, strides) is compared too.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def fingerprint(t: Tensor) -> tuple[int, float]:
     for start in range(0, bits.numel(), CHUNK):
         stop = min(start + CHUNK, bits.numel())
         chunk_bits = bits[start:stop].to(torch.int64)
+        chunk_bits = chunk_bits ^ (chunk_bits >> 29)  # high bits (a sign) folded into low ones: flips do not cancel in pairs
         part = int((chunk_bits * odd[: stop - start]).sum())  # wraps modulo 2⁶⁴, as intended
         mixed = ((mixed ^ (part & (2**64 - 1))) * _MIX) & (2**64 - 1)
         if flat.is_floating_point():
@@ -73,15 +74,19 @@ class Snapshot:
 
     copy: Tensor | None
     print_: tuple[int, float] | None
+    layout: tuple[tuple[int, ...], tuple[int, ...], int] = ((), (), 0)  # shape, strides, offset (a t_() is a write too)
 
     @classmethod
     def of(cls, t: Tensor) -> Snapshot:
         memory = _in_memory_order(t)
+        layout = (tuple(t.shape), tuple(t.stride()), int(t.storage_offset()))
         if t.numel() <= COPY_UP_TO or memory is None:
-            return cls(t.detach().clone(), None)
-        return cls(None, fingerprint(memory))
+            return cls(t.detach().clone(), None, layout)
+        return cls(None, fingerprint(memory), layout)
 
     def unchanged(self, t: Tensor) -> bool:
+        if (tuple(t.shape), tuple(t.stride()), int(t.storage_offset())) != self.layout:
+            return False
         if self.copy is not None:
             return bool(torch.equal(t, self.copy))
         memory = _in_memory_order(t)

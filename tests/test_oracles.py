@@ -257,9 +257,10 @@ def test_phi_rounds_its_final_dot_product_unless_exact_integers():
     identity = lambda a: a  # noqa: E731  (no error of its own: only the dot product ⟨G, f⟩ rounds)
     ones = torch.ones(3, dtype=F64)
     x = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
-    # Σ|G·f| = 6, bounded by Cauchy–Schwarz: ‖G‖·‖f‖ = √3·√14 (so as not to hold |f| in memory)
-    assert phi(identity, (x,), ones, exact=False).error == pytest.approx(gamma(3, F64) * math.sqrt(3 * 14), rel=1e-12, abs=0)
-    assert phi(identity, (x,), -ones, exact=False).error > gamma(3, F64) * 6  # whatever the signs
+    assert phi(identity, (x,), ones, exact=False).error == pytest.approx(gamma(3, F64) * 6, rel=1e-12, abs=0)
+    assert phi(identity, (x,), -ones, exact=False).error == pytest.approx(gamma(3, F64) * 6, rel=1e-12, abs=0)  # Σ|G·f|
+    huge = torch.full((4,), 1e170, dtype=F64)  # norms overflow (‖f‖² > 1e308), |G|·|f| does not
+    assert phi(identity, (huge,), ones[:1].expand(4), exact=False).error == pytest.approx(gamma(4, F64) * 4e170, rel=1e-12)
     assert phi(identity, (x,), ones, exact=True).error == 0
     assert phi(identity, (x * 0.5,), ones, exact=True).error == pytest.approx(gamma(3, F64) * 3, rel=1e-12, abs=0)
     assert phi(identity, (x * 2.0**51,), ones, exact=True).error > 0  # Σ|terms| = 6·2⁵¹ ≥ 2⁵³: may have rounded

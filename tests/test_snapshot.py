@@ -89,3 +89,50 @@ def test_a_small_input_written_by_the_vjp_is_judged_on_its_values_as_they_were(d
     report = gradcheck.check_vjp(torch.mm, vjp_that_triples_its_input, (A.clone(), B))
     assert [p.input_index for p in report.problems if p.check == "mutated"] == [0]
     assert report.comparisons and all(c.ok for c in report.comparisons), str(report)  # right for the inputs as given
+
+
+def test_two_sign_flips_in_one_chunk_and_an_in_place_transpose_are_writes():
+    t = _large(torch.float64)
+    t[0] = float("nan")  # the weighted value sum cannot see anything now: the bits must
+    snap = Snapshot.of(t)
+    t[10].neg_()
+    t[20].neg_()
+    assert not snap.unchanged(t)
+    square = torch.randn(300, 300, dtype=torch.float64)
+    snap = Snapshot.of(square)
+    square.t_()  # the same memory, read the other way
+    assert not snap.unchanged(square)
+
+
+def test_a_large_output_of_small_inputs_is_checked_for_determinism_on_its_cotangent():
+    """An outer product of two 300-vectors: 600 input elements, a 90,000-element cotangent (fingerprinted,
+    not copied) — the determinism calls get the cotangent itself, unchanged, not a missing copy."""
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(300, generator=g, dtype=torch.float64), torch.randn(300, generator=g, dtype=torch.float64)
+    report = gradcheck.check_vjp(torch.outer, lambda a, b, G: (G @ b, G.mT @ a), (x, y))
+    assert report.ok, str(report)
+    assert not any("determinism not checked" in n for n in report.notes)
+
+
+def test_inputs_made_under_inference_mode_are_checked():
+    g = torch.Generator().manual_seed(6)
+    with torch.inference_mode():
+        A, B = torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(5, 4, generator=g, dtype=torch.float64)
+    assert gradcheck.check_vjp(torch.mm, gradcheck.rules.mm_vjp, (A, B)).ok
+
+
+def test_a_vjp_that_writes_into_an_input_and_restores_it_is_judged_not_crashed():
+    """The write is exact and undone, so the values are as they were (not reported), but autograd's forward,
+    run first on the input's memory, saw a version that is gone: the oracles start again."""
+    g = torch.Generator().manual_seed(7)
+    A, B = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+
+    def vjp(a, b, G):
+        dZ = G * (1 - torch.tanh(a @ b) ** 2)
+        a.mul_(2.0)
+        dB = a.mT @ dZ / 2.0
+        a.div_(2.0)
+        return dZ @ b.mT, dB
+
+    report = gradcheck.check_vjp(lambda a, b: torch.tanh(a @ b), vjp, (A, B))
+    assert report.ok, str(report)
