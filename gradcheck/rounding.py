@@ -670,6 +670,25 @@ def _scatter_add(c: Call) -> tuple[Any, Any, float]:
     return y64, err + local, max(c.deg(base), c.deg(src))
 
 
+def _index_put_accumulate(c: Call) -> tuple[Any, Any, float]:
+    """``index_put(…, accumulate=True)``: values added at indices — errors add along the same paths, and
+    each element's rounding is that of a sum of (1 + the number of values landing on it) terms."""
+    base, indices, values = c.args[0], c.args[1], c.args[2]
+    b64, v64 = c.x64(base), c.x64(values)
+    y64 = b64.index_put(indices, v64, accumulate=True)
+    err = _as_tensor(c.e(base), b64).clone().index_put(indices, _as_tensor(c.e(values), v64).expand(v64.shape), accumulate=True)
+    terms = torch.ones_like(b64, dtype=F64).index_put(indices, torch.ones_like(v64, dtype=F64), accumulate=True)
+    magnitude = b64.abs().index_put(indices, v64.abs(), accumulate=True)
+    k = int(terms.max()) if terms.numel() else 1
+    local = 0.0 if c.integers(b64, v64, magnitude) else c.mode.gamma(max(k - 1, 1)) * magnitude + k * TINY64
+    return y64, err + local, max(c.deg(base), c.deg(values))
+
+
+def _accumulating(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    return func._overloadpacket in (aten.index_put, aten.index_put_) and bool(
+        args[3] if len(args) > 3 else kwargs.get("accumulate", False))
+
+
 # ---- casts and copies ------------------------------------------------------------------------------
 
 @rule(aten._to_copy.default, aten.clone.default, aten._to_copy.out, aten.to.dtype, aten.to.dtype_layout, aten.to.device,
@@ -930,6 +949,10 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         tensors = [t for t in _leaves((args, kwargs)) if isinstance(t, Tensor)]
         if not any(_float_like(t) or t.dtype == torch.bool for t in tensors) or any(t.device.type == "meta" for t in tensors):
             return func(*args, **kwargs)  # integer arithmetic (indices, counts), or no values: nothing to track
+        if func._overloadname.endswith("out") and isinstance(kwargs.get("out"), Tensor) and packet not in _CREATION:
+            result = self._into_out(packet, args, kwargs)
+            if result is not NotImplemented:
+                return result
         known = func in _RULES or packet in _STRUCTURAL or packet in _CREATION
         if func not in self._expanding and (func in _REWRITES or (not known and func not in _KEEP)):
             functional_aten = func.namespace == "aten" and not packet.__name__.endswith("_")
@@ -937,7 +960,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             if result is not NotImplemented:
                 return result
         self.ops += 1
-        inplace = packet.__name__.endswith("_") and packet not in _STRUCTURAL
+        inplace = packet.__name__.endswith("_") and (packet not in _STRUCTURAL or _accumulating(func, args, kwargs))
         before = {id(a): a.detach().clone() for a in _leaves(args) if isinstance(a, Tensor)} if inplace else {}
         out = func(*args, **kwargs)
         if packet is aten._local_scalar_dense:
@@ -949,6 +972,22 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         except Exception as exc:  # a rule that cannot handle these arguments must not break the user's code
             self.fallbacks[str(func)] = f"its error rule failed ({type(exc).__name__}: {exc}); bound set to inf"
             self._set_all(out, lambda t: torch.full(t.shape, math.inf, dtype=F64, device=t.device), math.inf)
+        return out
+
+    def _into_out(self, packet: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An ``out=`` variant (``torch.mul(a, b, out=buf[:n])``): the functional op, traced by its rule,
+        then copied into ``out`` — traced as a copy, so that a view's base carries the error too."""
+        out = kwargs["out"]
+        functional = {k: v for k, v in kwargs.items() if k != "out"}
+        try:
+            with self:
+                result = packet(*args, **functional)
+        except Exception:  # noqa: BLE001 - no functional overload takes these arguments: the op as it is
+            return NotImplemented
+        if not isinstance(result, Tensor) or result.shape != out.shape:
+            return NotImplemented  # (a result that resizes out: left to the op itself)
+        with self:
+            out.copy_(result)
         return out
 
     def _shadowed(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -1019,11 +1058,12 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                 if isinstance(t, Tensor):
                     self._tracked[t] = _zero_tracked(t, 0.0)
             return
-        if packet in _STRUCTURAL:
+        accumulating = _accumulating(func, args, kwargs)  # an index_put that adds: arithmetic, not a move
+        if packet in _STRUCTURAL and not accumulating:
             self._structural(func, args, kwargs, out)
             return
         call = Call(self, func, args, kwargs, out, before)
-        rule_fn = _RULES.get(func)
+        rule_fn = _index_put_accumulate if accumulating else _RULES.get(func)
         if rule_fn is None:
             y64, err64, degree = self._fallback(call)
         else:

@@ -77,3 +77,47 @@ def test_new_zeros_made_from_an_input_are_their_own_and_filling_them_leaves_the_
     out, mode = _traced(blocked, A, G)
     e = mode.error(out)
     assert bool(torch.isfinite(e).all()) and float(e.max()) < 1e-14 and bool((e > 0).all())
+
+
+def test_an_accumulating_index_put_bounds_the_rounding_of_its_sums():
+    """index_put_(…, accumulate=True), as an embedding's backward adds rows: the sums round (float32 here),
+    and the bound covers what they lost against exact arithmetic — where a plain move would claim none."""
+    from fractions import Fraction
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(40, generator=g, dtype=torch.float32) * 3
+    idx = torch.arange(40) % 3
+
+    def accumulate(t):
+        buf = torch.zeros(3, dtype=torch.float32)
+        buf.index_put_((idx,), t / 3, accumulate=True)
+        return buf
+
+    out, mode = _traced(accumulate, x)
+    thirds = [Fraction(float(v)) for v in (x / 3).tolist()]  # t / 3 as float32 computed it (its own rounding aside)
+    exact = [sum(v for v, i in zip(thirds, idx.tolist()) if i == j) for j in range(3)]
+    lost = [abs(Fraction(float(o)) - e) for o, e in zip(out.tolist(), exact)]
+    bound = mode.error(out).tolist()
+    assert all(float(l_) <= b for l_, b in zip(lost, bound)) and any(l_ > 0 for l_ in lost), (lost, bound)
+
+
+def test_an_out_variant_writing_into_a_view_carries_its_rounding_into_the_buffer():
+    """``torch.mul(a, b, out=buf[:n])`` — a backward filling a preallocated gradient: the product's
+    rounding (float32) must reach the buffer's bound, through the view it was written into."""
+    from fractions import Fraction
+
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(6, generator=g), torch.randn(6, generator=g)
+
+    def fill(a, b):
+        buf = torch.zeros(12)
+        torch.mul(a / 3, b, out=buf[:6])
+        torch.div(a, 7, out=buf[6:])
+        return buf
+
+    out, mode = _traced(fill, x, y)
+    exact = [Fraction(float(a)) / 3 * Fraction(float(b)) for a, b in zip(x.tolist(), y.tolist())] + \
+        [Fraction(float(a)) / 7 for a in x.tolist()]
+    lost = [abs(Fraction(float(o)) - e) for o, e in zip(out.tolist(), exact)]
+    bound = mode.error(out).tolist()
+    assert all(float(l_) <= b for l_, b in zip(lost, bound)) and sum(l_ > 0 for l_ in lost) >= 6, (lost, bound)
