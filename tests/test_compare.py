@@ -229,3 +229,91 @@ def test_relative_error_of_the_worst_element():
     assert _compare([3.0, 1.0], [2.0, 1.0], [0.1, 0.1]).max_rel_error == 0.5  # an error of exactly 1 on 2
     assert _compare([1.0], [1.0], [0.1]).max_rel_error == 0
     assert _compare([0.5], [0.0], [0.1]).max_rel_error == math.inf  # an error on a zero value
+
+
+def test_the_weighted_sum_behind_a_probes_rounding_is_each_term_once():
+    """``Σ |wᵢ|·vᵢ`` (oracles' chunked sum, which bounds φ's rounding): every term counted once, the signs of
+    the weights dropped — a term counted twice would loosen the bound, one dropped would break it."""
+    from gradcheck.oracles import _weighted_sum
+
+    weights, values = torch.tensor([1.0, -2.0, 0.5, -4.0, 3.0], dtype=torch.float64), torch.tensor([1.0, 2.0, 4.0, 0.25, 0.5], dtype=torch.float64)
+    assert _weighted_sum(weights, values) == 1.0 + 4.0 + 2.0 + 1.0 + 1.5
+    assert _weighted_sum(weights[:1], values[:1]) == 1.0 and _weighted_sum(weights[:0], values[:0]) == 0
+
+
+def test_a_complex_probes_dot_product_rounding_counts_every_term_of_every_input():
+    """With exact errors (all zero), what a probe allows is the rounding of the float64 dot product
+    Re⟨manual, δ⟩ alone: γ_n of its magnitude, n = every real term over all inputs (two per complex element)."""
+    manual = (torch.tensor([1 + 2j, -3 + 1j], dtype=torch.complex128), torch.tensor([0.5 - 1j, 2 + 0j], dtype=torch.complex128))
+    delta = (torch.tensor([0.25 + 0.5j, 1 - 0.25j], dtype=torch.complex128), torch.tensor([-1 + 1j, 0.5 + 0.5j], dtype=torch.complex128))
+    exact = sum(float((m.conj() * d).real.sum()) for m, d in zip(manual, delta))  # small dyadic numbers: exact
+    magnitude = sum(float(((m.real * d.real).abs() + (m.imag * d.imag).abs()).sum()) for m, d in zip(manual, delta))
+    probe = Probe(delta, exact, 1.0, 0.0, None, False, 1.0)
+    zeros = tuple(torch.zeros(2, dtype=F64) for _ in manual)
+    c = probe_comparison(0, "z", False, manual, zeros, [probe])
+    scale = max(float(d.abs().max()) for d in delta)
+    assert c.ok and c.bound == pytest.approx(gamma(8, F64) * magnitude / scale, rel=1e-12, abs=0)
+
+
+def test_a_refined_probe_keeps_an_input_that_does_not_move_unmoved_and_holds_the_adjoint_identity():
+    """sin(3·10⁴·a)·b varies faster than a step of 2⁻¹⁶ resolves: the probe refines its step (h/4, …) with b
+    not moving, and what it returns still satisfies ⟨∇φ, δ⟩ = difference within its own error."""
+    from gradcheck.oracles import probe
+
+    a, b = torch.tensor([0.3, 0.7, 1.1], dtype=F64), torch.tensor([2.0], dtype=F64)
+    k = 3e4
+
+    def f(a, b):
+        return (torch.sin(k * a).sum() * b).sum()
+
+    delta = (torch.full_like(a, 2.0**-16), None)
+    p = probe(f, (a, b), torch.tensor(1.0, dtype=F64), delta, None, exact=False)
+    assert p.delta[1] is None and float(p.delta[0].abs().max()) < 6 * 2.0**-16  # refined: a smaller span
+    analytic = float(((k * torch.cos(k * a) * b) * p.delta[0]).sum())
+    assert abs(analytic - p.difference) <= p.error + 1e-9 * abs(analytic)
+
+
+# ---- the finite-difference oracle alone, on awkward correct code and on a one-ulp slip -----------------
+
+def _autograd_vjp(f):
+    def vjp(*args):
+        *inputs, G = args
+        leaves = [t.detach().requires_grad_(True) for t in inputs]
+        return torch.autograd.grad(f(*leaves), leaves, G)
+    return vjp
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.complex64], ids=str)
+def test_finite_differences_alone_pass_a_correct_vjp_of_a_cancelling_low_precision_sum(dtype):
+    """Σ t·w with w of mixed signs, in float32 and complex64: φ's own rounding is far above float64's and must
+    be in the probe's error, or a correct gradient fails."""
+    for seed in range(4):
+        g = torch.Generator().manual_seed(seed)
+        # w and G multiples of 1/8 and small: the vjp G·w is exact, so its own bound leaves nothing to spare
+        w = (torch.randint(-16, 17, (64,), generator=g) / 8).to(dtype)
+        G = torch.tensor(0.375 - (0.25j if dtype.is_complex else 0), dtype=dtype)
+        t = (torch.randn(64, generator=g, dtype=torch.float64) * 100).to(dtype)
+
+        def f(t):
+            return (t * w).sum()
+
+        report = gradcheck.check_vjp(f, _autograd_vjp(f), (t,), cotangent=G, oracles=("finite_differences",), seed=seed)
+        assert report.ok, str(report)
+
+
+def test_finite_differences_alone_catch_an_integer_slip_in_exact_mode_however_large_phi_is():
+    """Exact mode: φ of integers is computed without rounding even where its terms reach 10¹², so the probes
+    allow nothing for it, and a gradient off by one in a single element is caught by the finite
+    differences on their own (a float64 rounding allowance for φ, γₙ·Σ|G·f|, would be in the hundreds)."""
+    g = torch.Generator().manual_seed(5)
+    A = torch.randint(-4096, 4097, (32, 32), generator=g).to(F64)
+    B = torch.randint(-4096, 4097, (32, 32), generator=g).to(F64)
+    G = torch.randint(-4096, 4097, (32, 32), generator=g).to(F64)
+
+    def slipped(A, B, G):
+        dA = G @ B.mT
+        dA[3, 7] += 1
+        return dA, A.mT @ G
+
+    assert gradcheck.check_vjp(torch.mm, _autograd_vjp(torch.mm), (A, B), cotangent=G, exact=True, oracles=("finite_differences",)).ok
+    assert not gradcheck.check_vjp(torch.mm, slipped, (A, B), cotangent=G, exact=True, oracles=("finite_differences",)).ok

@@ -545,6 +545,9 @@ COMPOSITES = {
     "logsumexp": lambda t: torch.logsumexp(t, -1),
     "silu": torch.nn.functional.silu,
     "var": lambda t: torch.var(t, -1),
+    "std": lambda t: torch.std(t, -1),
+    "std, correction 0, keepdim": lambda t: torch.std(t, -1, correction=0, keepdim=True),
+    "var_mean": lambda t: torch.var_mean(t, -1, keepdim=True)[0],
 }
 
 
@@ -643,6 +646,19 @@ def test_a_declared_input_error_keeps_the_inputs_degree_and_is_a_float64_bound()
     assert mode.degree(out) == 3.0
 
 
+def test_a_declared_error_is_copied_unless_the_caller_hands_it_over():
+    x = _seeded((4,), seed=34)[0]
+    mode = RunningError()
+    e = torch.full((4,), 1e-3, dtype=F64)
+    mode.set_error(x, e)
+    e.mul_(100)  # the caller reuses its tensor: the declared bound stays what it was
+    assert torch.equal(mode.error(x), torch.full((4,), 1e-3, dtype=F64))
+    mode.set_error(x, torch.full((4,), 1e-3, dtype=torch.float32), copy=False)  # not float64: converted all the same
+    assert mode.error(x).dtype == F64
+    mode.set_error(x, torch.tensor(1e-2, dtype=F64), copy=False)  # not x's shape: expanded all the same
+    assert mode.error(x).shape == (4,) and bool((mode.error(x) == 1e-2).all())
+
+
 def test_a_rule_that_fails_is_named_and_leaves_an_infinite_bound_not_none(monkeypatch):
     from gradcheck import rounding
 
@@ -655,3 +671,15 @@ def test_a_rule_that_fails_is_named_and_leaves_an_infinite_bound_not_none(monkey
     assert torch.equal(out, torch.exp(x))  # the user's code is not broken
     assert "ValueError: no such case" in mode.fallbacks["aten.exp.default"]
     assert bool(torch.isinf(mode.error(out)).all()) and mode.degree(out) == math.inf
+
+
+def test_helpers_find_every_tensor_and_make_float64_bounds():
+    from gradcheck.rounding import _as_tensor, _leaves, _reduced_dims
+
+    a, b, c = torch.zeros(1), torch.ones(2), torch.full((3,), 2.0)
+    assert _leaves(((a, [b]), {"weight": c, "opts": {"bias": a}}, 3)) == [a, b, c, a, 3]  # keyword arguments too
+    bound = _as_tensor(1e-10, torch.zeros(3, dtype=torch.float16))  # below float16's range: kept in float64
+    assert bound.dtype == F64 and bound.shape == (3,) and bool((bound == 1e-10).all())
+    x = torch.zeros(2, 3, 4)
+    assert _reduced_dims(x, -1) == (2,) and _reduced_dims(x, [0, -2]) == (0, 1) and _reduced_dims(x, None) == (0, 1, 2)
+    assert _reduced_dims(torch.tensor(1.0), -1) == (0,)  # a 0-d tensor's only dimension
