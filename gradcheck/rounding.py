@@ -582,10 +582,15 @@ def _matmul_parts(c: Call, A: Tensor, B: Tensor, product: Callable[[Tensor, Tens
         tiny = torch.full((1, B64.shape[-1]), k * TINY64, dtype=F64, device=rows.device)
         left, right = [rows, torch.ones_like(rows)], [_norms_along(B64, -2).unsqueeze(-2), tiny]
         if _nonzero(eA) or _nonzero(eB):
-            eA, eB = _as_tensor(eA, A64).expand(A64.shape), _as_tensor(eB, B64).expand(B64.shape)
-            used = ((eA.amax(0) != 0) | (eB.amax(1) != 0)).nonzero().flatten()  # errors are ≥ 0 (or NaN: != 0)
-            if 2 * used.numel() < k:
-                A64, eA, B64, eB = A64[:, used], eA[:, used], B64[used, :], eB[used, :]
+            # an operand whose error is the scalar 0 contributes no indices, and its zeros are made thin
+            in_A = (eA.expand(A64.shape).amax(0) != 0) if isinstance(eA, Tensor) else None  # errors are ≥ 0 (or NaN: != 0)
+            in_B = (eB.expand(B64.shape).amax(1) != 0) if isinstance(eB, Tensor) else None
+            marked = [m for m in (in_A, in_B) if m is not None]  # one at least: an error is nonzero
+            used = (marked[0] | marked[1] if len(marked) == 2 else marked[0]).nonzero().flatten()
+            thin = 2 * used.numel() < k
+            A64, B64 = (A64[:, used], B64[used, :]) if thin else (A64, B64)
+            eA = eA.expand(c.args[0].shape)[:, used] if thin and isinstance(eA, Tensor) else _as_tensor(eA, A64).expand(A64.shape)
+            eB = eB.expand(c.args[1].shape)[used, :] if thin and isinstance(eB, Tensor) else _as_tensor(eB, B64).expand(B64.shape)
             left, right = [A64.abs(), eA, *left], [eB, B64.abs() + eB, *right]
         return y64, product(torch.cat(left, -1), torch.cat(right, -2)), c.deg(A) + c.deg(B)
     if c.func is aten.mm.default and (_nonzero(eA) or _nonzero(eB)):
