@@ -34,6 +34,7 @@ RANDOM_PROBES = 2  # above it, this many joint random directions across every in
 LARGE_INPUT_ELEMENTS = 1 << 16  # … and one alone past this many elements, where a probe costs two full forwards
 DIRECTION_QUANTUM = 32  # directions are multiples of 1/32 in [-4, 4), so h·v and 2h·v are exact
 FAST_TWO_SUM_FLOOR = 2.0**-14  # nonzero |x| at least this: |x| > |step| and x + step loses what FastTwoSum says
+FAST_TWO_SUM_FROM = 1 << 12  # elements: below, Knuth's TwoSum throughout
 STEP_REFINEMENTS = 3  # a probe whose extrapolation gap is not small beside its difference retries at h/4, h/16, h/64 …
 REFINE_ABOVE = 1e-3  # … while that gap exceeds this fraction of the difference and the probe's rounding
 
@@ -206,6 +207,8 @@ WEIGHTED_SUM_CHUNK = 1 << 16
 def _weighted_sum(weights: Tensor, values: Tensor, absolute: bool = False) -> float:
     """``Σ |weights|·values`` (``|values|`` with ``absolute``) over flat tensors, in chunks: no |weights|
     as large as the inputs in memory."""
+    if weights.numel() <= WEIGHTED_SUM_CHUNK:
+        return float(torch.dot(weights.abs(), values.abs() if absolute else values))
     return sum(float(torch.dot(weights[k:k + WEIGHTED_SUM_CHUNK].abs(),
                                values[k:k + WEIGHTED_SUM_CHUNK].abs() if absolute else values[k:k + WEIGHTED_SUM_CHUNK]))
                for k in range(0, weights.numel(), WEIGHTED_SUM_CHUNK))
@@ -296,8 +299,8 @@ def _below_fast_two_sum(x: Tensor, magnitude: Tensor | None = None) -> Tensor | 
     """The flat indices of the elements of ``x`` whose steps may outsize them (``0 < |x| < 2⁻¹⁴``), where
     FastTwoSum does not hold; None where it cannot be used at all (complex or non-contiguous ``x``).
     ``magnitude``: ``|x|``, when the caller has it."""
-    if x.is_complex() or not x.is_contiguous():
-        return None
+    if x.is_complex() or not x.is_contiguous() or x.numel() < FAST_TWO_SUM_FROM:
+        return None  # (small tensors: TwoSum's six passes are fewer calls than finding the exceptions)
     magnitude = (x.abs() if magnitude is None else magnitude).reshape(-1)
     return ((magnitude < FAST_TWO_SUM_FLOOR) & (magnitude > 0)).nonzero().reshape(-1)
 

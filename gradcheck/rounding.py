@@ -1074,7 +1074,7 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         else:
             y64, err64, degree = rule_fn(call)
         outs, ys, errs = (list(out), list(y64), list(err64)) if isinstance(out, (tuple, list)) else ([out], [y64], [err64])
-        inputs_errors = {info.error.untyped_storage().data_ptr() for t in call.tensors() if (info := self._tracked.get(t)) is not None}
+        inputs_errors = {info.error.data_ptr() for t in call.tensors() if (info := self._tracked.get(t)) is not None}
         for o, y, e in zip(outs, ys, errs):
             if not isinstance(o, Tensor):
                 continue
@@ -1110,7 +1110,8 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
             if total is not None:
                 # A fresh tensor of its own: a rule may hand back an input's own error (a copy), which must
                 # not alias, or an expanded one, which could not be written in place through a view.
-                aliased = not total.is_contiguous() or total.untyped_storage().data_ptr() in inputs_errors
+                # (a view has a base; an alias without one, such as a detached error, starts where the error does)
+                aliased = not total.is_contiguous() or total._base is not None or total.data_ptr() in inputs_errors
                 self._assign(o, total.clone(memory_format=torch.contiguous_format) if aliased else total, degree,
                              packet.__name__.endswith("_"))
             source = self._tracked.get(args[0]) if args and isinstance(args[0], Tensor) else None

@@ -423,7 +423,7 @@ def test_steps_are_the_power_of_two_below_the_target():
 def test_the_fast_rounding_of_shifted_points_is_what_two_sum_says():
     g = _gen(3)
     # values just below powers of two (the sum crosses into a coarser binade), zeros, large and small ones
-    spread = torch.randn(500, generator=g, dtype=F64) * torch.exp2(torch.randint(-30, 20, (500,), generator=g)).to(F64)
+    spread = torch.randn(5000, generator=g, dtype=F64) * torch.exp2(torch.randint(-30, 20, (5000,), generator=g)).to(F64)
     x = torch.cat([torch.tensor([0.0, 1.0 - 2.0**-53, -(2.0 - 2.0**-52), 2.0**-14, 1e300, 2.0**-15, -1e-10], dtype=F64), spread])
     v = random_direction(x, g, exact=False)
     v[1:3] = 4 - 1 / 32
@@ -431,6 +431,7 @@ def test_the_fast_rounding_of_shifted_points_is_what_two_sum_says():
     tiny = _below_fast_two_sum(x)
     assert 5 in tiny.tolist() and 6 in tiny.tolist() and not {0, 1, 2, 3, 4} & set(tiny.tolist())
     assert _below_fast_two_sum(x.to(torch.complex128)) is None and _below_fast_two_sum(x[::2]) is None
+    assert _below_fast_two_sum(x[:100]) is None  # small: TwoSum throughout
     assert torch.equal(_below_fast_two_sum(x.abs() + 1), torch.zeros(0, dtype=torch.int64))
     delta = 2 * h * v
     for factor in (0.5, -0.5, 1.0, -1.0, 0.25):  # the factors probes use: |factor·δ| ≤ 8h < 2⁻¹⁴·max(1, |x|)
