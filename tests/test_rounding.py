@@ -213,9 +213,10 @@ def _close_above(got, bound):
     return bool((got >= bound * (1 - 1e-12)).all() and (got <= bound * (1 + 1e-9) + 1e-300).all())
 
 
+@pytest.mark.parametrize("exact", [False, True], ids=["", "exact mode, values off its grid"])
 @pytest.mark.parametrize("errors", ["none", "A only", "B only", "both, few indices", "both, dense"])
 @pytest.mark.parametrize("op", ["mm", "bmm"])
-def test_a_products_bound_is_the_propagated_errors_plus_gamma_k_of_its_magnitude(errors, op):
+def test_a_products_bound_is_the_propagated_errors_plus_gamma_k_of_its_magnitude(errors, op, exact):
     A, B = _seeded((3, 16), (16, 2), seed=1)
     eA, eB = torch.zeros_like(A), torch.zeros_like(B)
     if errors in ("A only", "both, few indices", "both, dense"):
@@ -225,7 +226,7 @@ def test_a_products_bound_is_the_propagated_errors_plus_gamma_k_of_its_magnitude
     if errors == "both, dense":
         eA, eB = eA + 1e-6, eB + 3e-6
     fn = torch.mm if op == "mm" else (lambda a, b: torch.bmm(a[None], b[None])[0])
-    got = _traced_error(fn, A, B, eA, eB)
+    got = _traced_error(fn, A, B, eA, eB, exact=exact)
     assert _close_above(got, _matmul_bound(A, B, eA, eB, 16)), (got, _matmul_bound(A, B, eA, eB, 16))
 
 
@@ -683,3 +684,62 @@ def test_helpers_find_every_tensor_and_make_float64_bounds():
     x = torch.zeros(2, 3, 4)
     assert _reduced_dims(x, -1) == (2,) and _reduced_dims(x, [0, -2]) == (0, 1) and _reduced_dims(x, None) == (0, 1, 2)
     assert _reduced_dims(torch.tensor(1.0), -1) == (0,)  # a 0-d tensor's only dimension
+
+
+def test_exact_mode_claims_an_exact_product_only_when_both_operands_and_the_magnitude_allow_it():
+    on_grid = torch.tensor([[1.0, -2.0], [3.0, 4.0]], dtype=F64)
+    off_grid = torch.tensor([[0.1, -2.0], [3.0, 4.0]], dtype=F64)  # 0.1: not a multiple of 2⁻¹⁶
+    zeros = torch.zeros(2, 2, dtype=F64)
+    for op in (torch.mm, lambda a, b: torch.bmm(a[None], b[None])[0]):
+        assert bool((_traced_error(op, off_grid, on_grid, zeros, zeros, exact=True) > 0).any())
+        assert bool((_traced_error(op, on_grid, off_grid, zeros, zeros, exact=True) > 0).any())
+        assert torch.equal(_traced_error(op, on_grid, on_grid, zeros, zeros, exact=True), zeros)
+    v = torch.tensor([0.1, 2.0], dtype=F64)
+    for op, a, b in ((torch.mv, off_grid, v), (torch.dot, v, v)):  # vectors: their own norms, in exact mode too
+        out, mode = _trace(op, a, b, exact=True)
+        assert not mode.fallbacks and bool((mode.error(out) > 0).all()) and bool(torch.isfinite(mode.error(out)).all())
+    row, col = torch.full((1, 4), 2.0**10, dtype=F64), torch.full((4, 1), 2.0**10, dtype=F64)  # one element: 2²² past 2²¹
+    assert bool((_traced_error(lambda a, b: torch.bmm(a[None], b[None])[0], row, col, torch.zeros(1, 4, dtype=F64),
+                               torch.zeros(4, 1, dtype=F64), exact=True) > 0).all())
+
+
+def test_a_product_over_one_index_and_its_degree():
+    A, B = _seeded((3, 1), (1, 2), seed=41)
+    zA, zB = torch.zeros_like(A), torch.zeros_like(B)
+    got = _traced_error(lambda a, b: torch.bmm(a[None], b[None])[0], A, B, zA, zB)
+    assert _close_above(got, _matmul_bound(A, B, zA, zB, 1)), (got, _matmul_bound(A, B, zA, zB, 1))
+    M, v = _seeded((2, 3), (3,), seed=42)
+    for fn, args in ((torch.mv, (M, v)), (torch.dot, (v, v * 2)), (lambda a, b: torch.bmm(a[None], b[None])[0], (A, B))):
+        out, mode = _trace(fn, *args)
+        assert mode.degree(out) == 2  # a product of two watched inputs
+
+
+def test_a_strided_view_of_an_exact_input_is_exact_and_shares_later_errors():
+    x = torch.arange(6, dtype=F64)
+    windows, mode = _trace(lambda t: t.as_strided((3, 2), (2, 1)), x)  # overlapping windows of an input
+    assert not mode.fallbacks and torch.equal(mode.error(windows), torch.zeros(3, 2, dtype=F64))
+    out, mode = _trace(lambda t: t.unfold(0, 2, 1) * 3.0, x)
+    assert not mode.fallbacks and mode.error(out).shape == (5, 2) and bool(torch.isfinite(mode.error(out)).all())
+
+
+def test_traced_passes_exact_mode_on_and_an_unseen_tensor_has_degree_zero():
+    grid = torch.tensor([3.0, 2.0**-16, 2.0**19], dtype=F64)
+    out, mode = traced(lambda t: t * 3, grid, watch=(grid,), exact=True)
+    assert torch.equal(mode.error(out), torch.zeros(3, dtype=F64))
+    out, mode = traced(lambda t: t * 3, grid, watch=(grid,))
+    assert bool((mode.error(out) > 0).all())  # outside exact mode a product is taken to round
+    assert mode.degree(torch.ones(2)) == 0 and mode.error(torch.ones(2)) is None  # never seen: a constant
+
+
+def test_a_float64_quotient_of_exact_operands_errs_by_half_an_ulp():
+    a, b = torch.tensor([1.0, -3.0, 0.7], dtype=F64), torch.tensor([3.0, 7.0, -0.1], dtype=F64)
+    out, mode = _trace(torch.div, a, b)
+    assert torch.allclose(mode.error(out), U64 * (a / b).abs(), rtol=1e-12, atol=torch.finfo(F64).tiny * 2)  # fl(a/b) = (a/b)(1 + δ)
+
+
+def test_runs_with_different_numbers_of_decisions_did_not_decide_the_same():
+    x = torch.tensor([0.5, -0.5], dtype=F64)
+    _, one = traced(torch.relu, x, watch=(x,))
+    _, two = traced(lambda t: torch.relu(torch.relu(t)), x, watch=(x,))
+    assert same_decisions(one.decisions, one.decisions) and not same_decisions(one.decisions, two.decisions)
+    assert not same_decisions(one.decisions, []) and not same_decisions([], one.decisions)
