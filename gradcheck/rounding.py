@@ -220,8 +220,13 @@ def _nonzero(e: Any) -> bool:
 
 
 def _local(y64: Tensor, ulps: float = 0.5) -> Tensor:
-    """A priori rounding of one float64 op of ``ulps`` ulps accuracy (0.5: correctly rounded)."""
-    return (2 * ulps * U64) * y64.abs() + TINY64
+    """A priori rounding of one float64 op of ``ulps`` ulps accuracy (0.5: correctly rounded). An infinite
+    result has none of its own: IEEE arithmetic on an infinity is exact (−inf − 3 is −inf), and one made
+    from finite operands — an overflow — is left unbounded by ``RunningError._record``."""
+    local = (2 * ulps * U64) * y64.abs() + TINY64
+    if not all_finite(local):
+        local = local.masked_fill(torch.isinf(local), 0.0)
+    return local
 
 
 def _inf_where(condition: Tensor, value: Tensor) -> Tensor:
@@ -1107,6 +1112,9 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                     # non-finite in float64 too: nothing measured, but an unbounded input stays unbounded
                     propagated = torch.nan_to_num(e.to(device=o.device, dtype=F64), nan=math.inf, posinf=math.inf).expand(o.shape)
                     total = torch.where(bad & ~overflow, propagated, total)
+                    operands = [call.before.get(id(t), t) for t in call.tensors() if _float_like(t)]
+                    if all(all_finite(t) for t in operands):  # from finite operands the exact value is finite (or
+                        total = torch.where(bad, torch.full_like(total, math.inf), total)  # undefined): unbounded
             if total is not None:
                 # A fresh tensor of its own: a rule may hand back an input's own error (a copy), which must
                 # not alias, or an expanded one, which could not be written in place through a view.

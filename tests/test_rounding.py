@@ -743,3 +743,35 @@ def test_runs_with_different_numbers_of_decisions_did_not_decide_the_same():
     _, two = traced(lambda t: torch.relu(torch.relu(t)), x, watch=(x,))
     assert same_decisions(one.decisions, one.decisions) and not same_decisions(one.decisions, two.decisions)
     assert not same_decisions(one.decisions, []) and not same_decisions([], one.decisions)
+
+
+# ---- infinities: exact in IEEE arithmetic, unbounded when made from finite operands --------------------
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16], ids=str)
+def test_a_masked_softmax_keeps_its_power(dtype):
+    """An attention mask: −inf filled in, then softmax. −inf − max is −inf exactly; its rounding is none,
+    so the bound stays finite where the value is, and a VJP that returns zeros (or is off by 1e-3) fails."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, generator=g, dtype=F64).to(dtype)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[:, 3:] = True
+
+    def f(t):
+        return torch.softmax(t.masked_fill(mask, float("-inf")), -1)
+
+    def vjp(t, G):
+        y = f(t)
+        return (y * (G - (G * y).sum(-1, keepdim=True)),)
+
+    assert gradcheck.check_vjp(f, vjp, (x,)).ok
+    assert not gradcheck.check_vjp(f, lambda t, G: (torch.zeros_like(t),), (x,)).ok
+    assert not gradcheck.check_vjp(f, lambda t, G: (vjp(t, G)[0] * (1 + 1e-3),), (x,)).ok
+
+
+def test_an_overflow_from_finite_operands_is_unbounded_and_inf_arithmetic_is_exact():
+    big = torch.tensor([1e308, 2.0], dtype=F64)
+    (y,), mode = traced(lambda t: (t * 10,), big, watch=(big,))
+    assert math.isinf(float(mode.error(y)[0])) and float(mode.error(y)[1]) < 1e-14  # 1e309 is not a float64
+    inf = torch.tensor([-math.inf, 1.0], dtype=F64)
+    (z,), mode = traced(lambda t: (t - 3.0,), inf, watch=(inf,))
+    assert float(mode.error(z)[0]) == 0.0  # −inf − 3 is −inf, exactly
