@@ -513,6 +513,28 @@ def _sum(c: Call) -> tuple[Any, Any, float]:
     return y64, err, c.deg(x)
 
 
+@rule(aten.sort.default, aten.sort.stable, aten.topk.default)
+def _sort(c: Call) -> tuple[Any, Any, float]:
+    """sort, topk: selections, so exact; each output is an order statistic, which moves by at most the
+    largest error along the sorted dimension (1-Lipschitz in the max norm). The order taken is a decision:
+    neighbours within their errors of each other could come out the other way."""
+    x = c.args[0]
+    values, indices = c.out
+    topk = c.func is aten.topk.default
+    dim = c.args[2] if topk and len(c.args) > 2 else (c.args[1] if not topk and len(c.args) > 1 else c.kwargs.get("dim", -1))
+    x64, e = c.x64(x), c.e(x)
+    if x.ndim == 0:
+        return (x64.clone(), torch.zeros(indices.shape, dtype=F64)), (e, torch.zeros(indices.shape, dtype=F64)), c.deg(x)
+    y64 = x64.gather(dim, indices)
+    spread = _as_tensor(e, x64).expand(x64.shape).amax(dim, keepdim=True).expand(values.shape) if _nonzero(e) else 0.0
+    if values.shape[dim] > 1:
+        gaps = y64.narrow(dim, 1, values.shape[dim] - 1) - y64.narrow(dim, 0, values.shape[dim] - 1)
+        near = gaps.abs() <= (2 * spread.narrow(dim, 1, values.shape[dim] - 1) if isinstance(spread, Tensor) else 0.0)
+        c.mode.decision(indices, near, c.func._overloadpacket.__name__)
+    err = spread if isinstance(spread, Tensor) else torch.zeros(values.shape, dtype=F64, device=values.device)
+    return (y64, torch.zeros(indices.shape, dtype=F64)), (err, torch.zeros(indices.shape, dtype=F64)), c.deg(x)
+
+
 @rule(aten.amax.default, aten.amin.default, aten.max.dim, aten.min.dim, aten.max.default, aten.min.default)
 def _extremum(c: Call) -> tuple[Any, Any, float]:
     """max/min over dims: selection, so the error of the result is at most the largest error reduced."""
@@ -774,8 +796,7 @@ _METADATA = {
     aten.sym_storage_offset.default, aten.numel.default, aten.sym_numel.default, aten.dim.default,
     aten.is_same_size.default, aten.equal.default, aten.allclose.default, aten.isnan.default,
     aten.isinf.default, aten.isfinite.default, aten.any.default, aten.any.dim, aten.all.default, aten.all.dim,
-    aten.argmax.default, aten.argmin.default, aten.nonzero.default, aten.sort.default, aten.argsort.default,
-    aten.topk.default,
+    aten.argmax.default, aten.argmin.default, aten.nonzero.default, aten.argsort.default,
 }
 # Tensors made from outside torch (torch.tensor(array), from a list) are opaque until arithmetic the
 # mode sees uses them: a gradient computed in numpy and handed back is not traced, not exact.

@@ -775,3 +775,26 @@ def test_an_overflow_from_finite_operands_is_unbounded_and_inf_arithmetic_is_exa
     inf = torch.tensor([-math.inf, 1.0], dtype=F64)
     (z,), mode = traced(lambda t: (t - 3.0,), inf, watch=(inf,))
     assert float(mode.error(z)[0]) == 0.0  # −inf − 3 is −inf, exactly
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_sorted_values_carry_their_inputs_error_and_a_sort_vjp_is_checked(dtype):
+    """sort and topk select: exact, but an input known to within E comes out within max E along the
+    sorted dimension — never as exact (which a correct backward of rounded values would then fail)."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 7, generator=g, dtype=F64).to(dtype)
+    (values, top), mode = traced(lambda t: (torch.sort(t / 3, dim=1).values, torch.topk(t / 3, 2, dim=0).values), x, watch=(x,))
+    exact_sorted = torch.sort(x.double() / 3, dim=1).values
+    assert bool(((values.double() - exact_sorted).abs() <= mode.error(values)).all())
+    assert bool((mode.error(values) > 0).all() if dtype != F64 else (mode.error(values) > 0).any())
+    assert {d.op for d in mode.decisions} >= {"sort", "topk"}
+
+    def f(t):
+        return torch.sort(t * 1.5, dim=1).values
+
+    def vjp(t, G):
+        order = torch.sort(t * 1.5, dim=1).indices
+        return (torch.zeros_like(t).scatter(1, order, G * 1.5),)
+
+    assert gradcheck.check_vjp(f, vjp, (x,)).ok
+    assert not gradcheck.check_vjp(f, lambda t, G: (torch.zeros_like(t).scatter(1, torch.sort(t, dim=1).indices, G),), (x,)).ok
