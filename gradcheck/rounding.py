@@ -75,8 +75,8 @@ class ZeroError:
     """Knowledge that an error tensor is all zero — an input's, a constant's — shared by a tensor and
     its views. Rules then see the error as the scalar 0 and skip its arithmetic (and the pass over it
     that asking "is any element nonzero?" costs). Writing into any of the tensors' errors in place
-    withdraws the knowledge for all of them; until a view is taken the zeros are not even allocated
-    (``lazy``: an expanded scalar)."""
+    withdraws the knowledge for all of them. The zeros are an expanded scalar (``_lazy``), allocated when
+    a view of a tensor that is not an input is taken (an input's views stay expanded: see ``watched``)."""
 
     __slots__ = ("holds", "watched")
 
@@ -1100,7 +1100,6 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
         else:
             y64, err64, degree = rule_fn(call)
         outs, ys, errs = (list(out), list(y64), list(err64)) if isinstance(out, (tuple, list)) else ([out], [y64], [err64])
-        inputs_errors = {info.error.data_ptr() for t in call.tensors() if (info := self._tracked.get(t)) is not None}
         for o, y, e in zip(outs, ys, errs):
             if not isinstance(o, Tensor):
                 continue
@@ -1140,7 +1139,8 @@ class RunningError(TorchDispatchMode):  # type: ignore[no-untyped-call]  # Torch
                 # A fresh tensor of its own: a rule may hand back an input's own error (a copy), which must
                 # not alias, or an expanded one, which could not be written in place through a view.
                 # (a view has a base; an alias without one, such as a detached error, starts where the error does)
-                aliased = not total.is_contiguous() or total._base is not None or total.data_ptr() in inputs_errors
+                aliased = not total.is_contiguous() or total._base is not None or any(
+                    total.data_ptr() == info.error.data_ptr() for t in call.tensors() if (info := self._tracked.get(t)) is not None)
                 self._assign(o, total.clone(memory_format=torch.contiguous_format) if aliased else total, degree,
                              packet.__name__.endswith("_"))
             source = self._tracked.get(args[0]) if args and isinstance(args[0], Tensor) else None
